@@ -1,0 +1,193 @@
+"""Per-strip settings: styles, mode, sizes, weights, flow, keyframes (DESIGN 5, STYLE 12).
+
+Every strip gets ``strip.flowstyle`` (a PointerProperty on the strip type). Each property
+has ``min``/``max`` where it is a number, so Blender clamps on assignment and an
+out-of-range value never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+from bpy.types import PropertyGroup
+
+from . import compat
+
+__all__ = ["FLOWSTYLE_PG_style", "FLOWSTYLE_PG_keyframe", "FLOWSTYLE_PG_strip_settings", "style_spec", "BUILTIN_COUNT"]
+
+BUILTIN_COUNT = 26  # shipped Magenta styles: builtin:0 .. builtin:25 (DESIGN 2)
+
+_STYLE_SOURCES = (
+    ('BUILTIN', "Built-in", "One of the 26 styles shipped with the engine"),
+    ('IMAGE', "Image", "A painting or picture whose look is transferred"),
+)
+
+
+def style_spec(source: str, builtin: int, image: str, weight: float | None = None) -> str:
+    """The engine's ``--style`` text for one style (``builtin:N``, ``path`` or ``path:weight``).
+
+    ``image`` must already be absolute; ``weight`` is left out when ``None``.
+    """
+    base = f"builtin:{int(builtin)}" if source == 'BUILTIN' else image
+    if weight is None:
+        return base
+    text = repr(float(weight))
+    return f"{base}:{text[:-2] if text.endswith('.0') else text}"
+
+
+class FLOWSTYLE_PG_style(PropertyGroup):
+    """One style of a strip's blend: a built-in style or an image, with a weight."""
+
+    __slots__ = ()
+
+    source: EnumProperty(name="Source", description="Where the style comes from", items=_STYLE_SOURCES,
+                         default='BUILTIN')
+    builtin: IntProperty(name="Built-in Style", description="Index of the shipped style (0-25)",
+                         min=0, max=BUILTIN_COUNT - 1, default=0)
+    image: StringProperty(name="Style Image", description="Painting or picture to take the style from",
+                          subtype='FILE_PATH')
+    weight: FloatProperty(name="Weight", description="Share of this style in the blend (weights are normalized)",
+                          min=0.0, max=100.0, soft_max=1.0, default=1.0)
+
+
+class FLOWSTYLE_PG_keyframe(PropertyGroup):
+    """A style key or a painted override at one source frame (DESIGN 4.5)."""
+
+    __slots__ = ()
+
+    kind: EnumProperty(
+        name="Kind", description="What this key does",
+        items=(
+            ('STYLE', "Style Key", "From this frame on, use this style (blended towards the next key)"),
+            ('OVERRIDE', "Painted Override", "This frame's output is a painted image, propagated to neighbours"),
+        ),
+        default='STYLE',
+    )
+    frame: IntProperty(name="Source Frame",
+                       description="Frame of the strip's media (1 = its first frame), so keys move with the strip",
+                       min=1, max=1_000_000, default=1)
+    source: EnumProperty(name="Source", description="Where the key's style comes from", items=_STYLE_SOURCES,
+                         default='BUILTIN')
+    builtin: IntProperty(name="Built-in Style", description="Index of the shipped style (0-25)",
+                         min=0, max=BUILTIN_COUNT - 1, default=0)
+    image: StringProperty(name="Image",
+                          description="Style image (style key) or the painted frame (painted override)",
+                          subtype='FILE_PATH')
+    interpolation: EnumProperty(
+        name="Interpolation", description="How the style changes from this key to the next",
+        items=(
+            ('CONSTANT', "Constant", "Keep this style until the next key"),
+            ('LINEAR', "Linear", "Blend linearly into the next key's style"),
+            ('SMOOTH', "Smooth", "Blend smoothly (ease in and out) into the next key's style"),
+        ),
+        default='CONSTANT',
+    )
+    use_style_weight: BoolProperty(name="Style Weight", description="Override the style weight from this key on",
+                                   default=False)
+    style_weight: FloatProperty(name="Style Weight", description="Weight of the style loss (quality mode)",
+                                min=0.0, max=1e6, soft_max=1000.0, default=100.0)
+    use_temporal_weight: BoolProperty(name="Temporal Weight",
+                                      description="Override the temporal weight from this key on", default=False)
+    temporal_weight: FloatProperty(name="Temporal Weight", description="Weight of the temporal consistency term",
+                                   min=0.0, max=1e6, soft_max=2000.0, default=1000.0)
+
+
+class FLOWSTYLE_PG_strip_settings(PropertyGroup):
+    """Flowstyle settings and job state of one strip (``strip.flowstyle``)."""
+
+    __slots__ = ()
+
+    enabled: BoolProperty(name="Flowstyle",
+                          description="Stylize this strip (Render All and headless renders include it)",
+                          default=False)
+    role: EnumProperty(
+        name="Role", description="What this strip is to flowstyle",
+        items=(
+            ('SOURCE', "Source", "A strip that can be stylized"),
+            ('RESULT', "Result", "The stylized copy of another strip"),
+            ('PREVIEW', "Preview", "A temporary one-frame preview of another strip"),
+        ),
+        default='SOURCE',
+    )
+    source_name: StringProperty(name="Source Strip", description="The strip this result or preview was made from")
+    result_name: StringProperty(name="Result Strip", description="The stylized strip made from this one")
+    output_dir: StringProperty(name="Output", description="Folder holding the stylized frames of the last run",
+                               subtype='DIR_PATH')
+
+    styles: CollectionProperty(type=FLOWSTYLE_PG_style, name="Styles")
+    active_style: IntProperty(name="Active Style", min=0, default=0)
+
+    mode: EnumProperty(
+        name="Mode", description="Fast: feed-forward network plus temporal smoothing. Quality: optimization",
+        items=(
+            ('DEFAULT', "Default", "The mode set in the add-on preferences"),
+            ('FAST', "Fast", "Shipped feed-forward networks with the temporal pass; runs on a laptop CPU"),
+            ('QUALITY', "Quality", "Per-frame optimization with temporal losses (Ruder et al.); needs a GPU"),
+        ),
+        default='DEFAULT',
+    )
+    use_source_size: BoolProperty(name="Source Size", description="Stylize at the media's own resolution",
+                                  default=False)
+    size: IntProperty(name="Working Size", description="Longest side of the stylized frames, in pixels",
+                      min=64, max=8192, soft_max=4096, default=1024, subtype='PIXEL')
+    flow: EnumProperty(
+        name="Flow", description="Optical flow backend that ties frames together",
+        items=(
+            ('DIS', "DIS", "OpenCV DIS: fast and good (default)"),
+            ('DEEPFLOW', "DeepFlow", "OpenCV DeepFlow: the papers' choice, slower"),
+            ('RAFT', "RAFT", "torchvision RAFT: best, needs its weights"),
+        ),
+        default='DIS',
+    )
+    use_temporal_weight: BoolProperty(name="Custom Temporal Weight",
+                                      description="Override the mode's temporal weight (0 = per-frame, flickers)",
+                                      default=False)
+    temporal_weight: FloatProperty(name="Temporal Weight", description="Weight of the temporal consistency term",
+                                   min=0.0, max=1e6, soft_max=2000.0, default=1000.0)
+    long_term: EnumProperty(
+        name="Long-Term Frames", description="Earlier frames each frame is tied to",
+        items=(
+            ('DEFAULT', "Mode Default", "Fast: 1; Quality: 1, 2, 4"),
+            ('1', "1", "Previous frame only"),
+            ('1,2', "1, 2", "The two previous frames"),
+            ('1,2,4', "1, 2, 4", "Frames 1, 2 and 4 back (the papers' choice)"),
+            ('1,2,4,8', "1, 2, 4, 8", "Frames 1, 2, 4 and 8 back"),
+        ),
+        default='DEFAULT',
+    )
+    passes: IntProperty(name="Passes", description="Forward/backward passes (quality mode); 0 = mode default",
+                        min=0, max=50, default=0)
+
+    keyframes: CollectionProperty(type=FLOWSTYLE_PG_keyframe, name="Keyframes")
+    active_keyframe: IntProperty(name="Active Keyframe", min=0, default=0)
+
+    # Job state shown in the panel (written on the main thread only).
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, default=0.0, subtype='FACTOR')
+    status: StringProperty(name="Status", description="What the last flowstyle job did")
+
+
+classes = (
+    FLOWSTYLE_PG_style,
+    FLOWSTYLE_PG_keyframe,
+    FLOWSTYLE_PG_strip_settings,
+)
+
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register_classes()
+    compat.strip_type().flowstyle = PointerProperty(type=FLOWSTYLE_PG_strip_settings)
+
+
+def unregister() -> None:
+    del compat.strip_type().flowstyle
+    _unregister_classes()

@@ -1,0 +1,307 @@
+"""Frame sources and sinks: video files, frame folders, printf patterns; atomic PNG writes.
+
+Frames stream: a source decodes one frame at a time, so memory stays bounded by the few
+frames the pipeline keeps, whatever the clip length.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import cv2
+import numpy as np
+
+from .errors import FlowstyleError
+
+__all__ = ["Frame", "FrameSource", "open_source", "write_png", "atomic_write_bytes", "read_image", "fit_size", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".mxf", ".ogv", ".gif")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame at working size.
+
+    Attributes:
+        index: 0-based position within the requested range (output file ``index + 1``).
+        rgb: (H, W, 3) float32 in [0, 1].
+        alpha: (H, W) float32 in [0, 1], or None when the input has none; passed through.
+        bit_depth: 8 or 16, the input's, so the output keeps it.
+        key: content fingerprint (for the flow cache and ``--resume``).
+    """
+
+    index: int
+    rgb: np.ndarray
+    alpha: Optional[np.ndarray]
+    bit_depth: int
+    key: str
+
+
+def fit_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
+    """(width, height) scaled so the longest side is ``max_side`` (never upscaled); even sizes kept >= 2."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def _normalize(raw: np.ndarray, where: str) -> tuple[np.ndarray, Optional[np.ndarray], int]:
+    """OpenCV BGR(A)/gray, 8 or 16 bit -> (RGB float32, alpha float32 or None, bit depth)."""
+    if raw.dtype == np.uint8:
+        depth, scale = 8, 255.0
+    elif raw.dtype == np.uint16:
+        depth, scale = 16, 65535.0
+    elif raw.dtype in (np.float32, np.float64):
+        depth, scale = 16, 1.0
+    else:
+        raise FlowstyleError(f"unsupported pixel type {raw.dtype} in {where}: use 8- or 16-bit PNG, JPEG or TIFF")
+    img = raw.astype(np.float32) / scale
+    if img.ndim == 2:
+        img = img[..., None]
+    alpha = None
+    if img.shape[2] == 4:
+        alpha = np.clip(img[..., 3], 0.0, 1.0)
+        img = img[..., :3]
+    elif img.shape[2] == 2:  # gray + alpha
+        alpha = np.clip(img[..., 1], 0.0, 1.0)
+        img = img[..., :1]
+    if img.shape[2] == 1:
+        rgb = np.repeat(img, 3, axis=2)
+    else:
+        rgb = img[..., ::-1]  # BGR -> RGB
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0)), alpha, depth
+
+
+def read_image(path: Path | str, what: str = "image") -> tuple[np.ndarray, Optional[np.ndarray], int]:
+    """Read an image file (8/16-bit, gray, alpha) as (RGB float32 [0,1], alpha or None, bit depth)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowstyleError(f"cannot read {what} '{path}': no such file")
+    data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths on every OS
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if raw is None:
+        raise FlowstyleError(f"cannot read {what} '{path}': not an image OpenCV can decode (use PNG, JPEG or TIFF)")
+    return _normalize(raw, f"{what} '{path}'")
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (img.shape[1], img.shape[0]) == size:
+        return img
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _fingerprint(rgb: np.ndarray, alpha: Optional[np.ndarray]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(rgb).view(np.uint8))
+    if alpha is not None:
+        h.update(np.ascontiguousarray(alpha).view(np.uint8))
+    h.update(str(rgb.shape).encode())
+    return h.hexdigest()
+
+
+class FrameSource:
+    """A clip: video file, folder of frames, or printf pattern, restricted to a frame range.
+
+    Iterating yields :class:`Frame` objects one at a time at working size; ``read(k)`` gives
+    random access (0-based within the range) for passes that go backwards.
+    """
+
+    def __init__(self, path: Path, kind: str, files: list[Path], count: int, native: tuple[int, int],
+                 start: int, end: int, max_side: Optional[int]):
+        self.path, self.kind, self._files = path, kind, files
+        self.native_count, self.native_size = count, native
+        self.start, self.end = start, end  # 1-based inclusive, in the input's own order
+        self.size = fit_size(*native, max_side)  # (width, height) at working resolution
+        self._cap: Optional[cv2.VideoCapture] = None
+        self._cap_pos = -1
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.kind}, frames {self.start}-{self.end} of {self.native_count}, {self.width}x{self.height})"
+
+    def _decode(self, native_index: int) -> np.ndarray:
+        """Raw OpenCV array of frame ``native_index`` (0-based in the whole input)."""
+        if self.kind != "video":
+            f = self._files[native_index]
+            data = np.fromfile(str(f), dtype=np.uint8)
+            raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+            if raw is None:
+                raise FlowstyleError(f"cannot decode frame '{f}': the file is damaged or not an image; replace or remove it")
+            if (raw.shape[1], raw.shape[0]) != self.native_size:
+                raise FlowstyleError(
+                    f"frame '{f}' is {raw.shape[1]}x{raw.shape[0]} but the clip is "
+                    f"{self.native_size[0]}x{self.native_size[1]}: all frames of a sequence must have one size"
+                )
+            return raw
+        if self._cap is None:
+            self._cap = cv2.VideoCapture(str(self.path))
+            self._cap_pos = 0
+        if native_index != self._cap_pos:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, native_index)
+            self._cap_pos = native_index
+        ok, raw = self._cap.read()
+        if not ok or raw is None:
+            raise FlowstyleError(
+                f"cannot decode frame {native_index + 1} of '{self.path}': the video ends early or is damaged; "
+                f"try --frames {self.start}:{native_index}"
+            )
+        self._cap_pos += 1
+        return raw
+
+    def read(self, k: int) -> Frame:
+        """Frame ``k`` (0-based within the range) at working size."""
+        if not 0 <= k < len(self):
+            raise IndexError(f"frame {k} outside 0..{len(self) - 1}")
+        raw = self._decode(self.start - 1 + k)
+        rgb, alpha, depth = _normalize(raw, f"frame {self.start + k} of '{self.path}'")
+        rgb = _resize(rgb, self.size)
+        if alpha is not None:
+            alpha = _resize(alpha, self.size)
+        return Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
+
+    def __iter__(self) -> Iterator[Frame]:
+        for k in range(len(self)):
+            yield self.read(k)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    key = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]  # natural order
+    return sorted(files, key=key)
+
+
+def _list_pattern(pattern: str) -> list[Path]:
+    """Files matching a printf pattern (``shot_%04d.png``), counting up from the first that exists."""
+    folder = Path(pattern).parent
+    name = Path(pattern).name
+    m = re.search(r"%0?(\d*)d", name)
+    if not m:
+        raise FlowstyleError(f"'{pattern}' is not a printf frame pattern: use e.g. shot_%04d.png")
+    regex = re.compile("^" + re.escape(name[: m.start()]) + r"(\d+)" + re.escape(name[m.end():]) + "$")
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            r = regex.match(p.name)
+            if r and (not m.group(1) or len(r.group(1)) >= int(m.group(1))):
+                found.append((int(r.group(1)), p))
+    found.sort()
+    files: list[Path] = []
+    for n, p in found:  # a contiguous run from the first number
+        if files and n != found[0][0] + len(files):
+            break
+        files.append(p)
+    return files
+
+
+def _parse_range(frames: Optional[tuple[int, int]], count: int, where: str) -> tuple[int, int]:
+    if count <= 0:
+        raise FlowstyleError(f"{where} has no frames: check the path and that the video is not empty")
+    if frames is None:
+        return 1, count
+    start, end = frames
+    if start < 1 or end < start:
+        raise FlowstyleError(f"frame range {start}:{end} is empty or starts before 1: use START:END with 1 <= START <= END")
+    if end > count:
+        raise FlowstyleError(f"frame range {start}:{end} runs past the end of {where}, which has {count} frames")
+    return start, end
+
+
+def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_side: Optional[int] = None) -> FrameSource:
+    """Open a video file, a frame folder or a printf pattern, checking everything a user can get wrong.
+
+    Args:
+        path: the input.
+        frames: (start, end), 1-based and inclusive, or None for all.
+        max_side: working size (longest side), never upscaled; None keeps the input's size.
+    """
+    text = str(path)
+    p = Path(text)
+    if "%" in p.name:
+        files = _list_pattern(text)
+        if not files:
+            raise FlowstyleError(f"no frames match the pattern '{text}': check the folder and the number of digits")
+        kind = "pattern"
+    elif p.is_dir():
+        files = _list_folder(p)
+        if not files:
+            raise FlowstyleError(f"the folder '{p}' holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+        kind = "folder"
+    elif p.is_file():
+        files, kind = [], "video"
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            files, kind = [p], "image"
+    else:
+        raise FlowstyleError(f"input '{p}' does not exist: give a video file, a folder of frames or a pattern like shot_%04d.png")
+
+    if kind == "video":
+        cap = cv2.VideoCapture(str(p))
+        ok, first = cap.read() if cap.isOpened() else (False, None)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        cap.release()
+        if not ok or first is None:
+            raise FlowstyleError(f"cannot read video '{p}': the file is damaged or in a format OpenCV cannot decode; convert it to H.264 MP4 or a PNG sequence")
+        native = (first.shape[1], first.shape[0])
+    else:
+        data = np.fromfile(str(files[0]), dtype=np.uint8)
+        first = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if first is None:
+            raise FlowstyleError(f"cannot decode frame '{files[0]}': the file is damaged or not an image")
+        count = len(files)
+        native = (first.shape[1], first.shape[0])
+    if min(native) < 2:
+        raise FlowstyleError(f"input '{p}' is {native[0]}x{native[1]} pixels: too small to stylize")
+    start, end = _parse_range(frames, count, f"'{p}'")
+    return FrameSource(p, kind, files, count, native, start, end, max_side)
+
+
+def write_png(path: Path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, bit_depth: int = 8) -> None:
+    """Write an (H, W, 3) float [0, 1] image as PNG atomically (temp file in the same folder + rename).
+
+    A killed run therefore never leaves a half-written frame under the final name.
+    """
+    scale, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
+    img = rgb[..., ::-1]
+    if alpha is not None:
+        img = np.concatenate([img, alpha[..., None]], axis=2)
+    data = (np.clip(img, 0.0, 1.0) * scale + 0.5).astype(dtype)
+    ok, buf = cv2.imencode(".png", data)
+    if not ok:
+        raise FlowstyleError(f"cannot encode '{path}' as PNG")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise FlowstyleError(f"cannot write '{path}': {exc.strerror or exc}; check the output folder is writable and has space") from None

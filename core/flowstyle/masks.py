@@ -1,0 +1,101 @@
+"""Flow reliability masks (Ruder, Dosovitskiy & Brox 2016, section 4.2; DESIGN 4.2).
+
+Pure tensor functions: no I/O, no device choices.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .warp import sample_grid, warp_flow
+
+__all__ = ["consistency_mask", "long_term_masks", "soften"]
+
+
+def _gradient_sq(flow: torch.Tensor) -> torch.Tensor:
+    """|∇u|² + |∇v|² with central differences (replicated border). (B, 2, H, W) -> (B, 1, H, W)."""
+    p = F.pad(flow, (1, 1, 1, 1), mode="replicate")
+    gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
+    gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
+    return (gx.square() + gy.square()).sum(1, keepdim=True)
+
+
+def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool = False) -> torch.Tensor:
+    """Where frame i's pixels can be traced back to frame i-j (DESIGN 4.2).
+
+    Convention:
+        - flow_fw: (B, 2, H, W) forward flow i-j -> i, defined on frame i-j, in pixels.
+        - flow_bw: (B, 2, H, W) backward flow i -> i-j, defined on frame i (ŵ).
+        - the mask lives on frame i: c(x) = 0 where x is disoccluded, on a motion boundary,
+          or where x + ŵ(x) leaves the frame; 1 elsewhere.
+
+    Args:
+        flow_fw: (B, 2, H, W) forward flow.
+        flow_bw: (B, 2, H, W) backward flow.
+        soft: spread unreliability to the neighbours (the reference code's soft mask:
+            unreliable pixels set to a large negative value, Gaussian blur σ = 0.8, clipped).
+
+    Returns:
+        (B, 1, H, W) float mask, values in {0, 1} (hard) or [0, 1] (soft).
+    """
+    if flow_fw.shape != flow_bw.shape or flow_fw.ndim != 4 or flow_fw.shape[1] != 2:
+        raise ValueError(
+            f"flows must both be (B, 2, H, W); got {tuple(flow_fw.shape)} and {tuple(flow_bw.shape)}"
+        )
+    w_tilde = warp_flow(flow_fw, flow_bw)
+    round_trip = (w_tilde + flow_bw).square().sum(1, keepdim=True)
+    magnitude = w_tilde.square().sum(1, keepdim=True) + flow_bw.square().sum(1, keepdim=True)
+    disoccluded = round_trip > 0.01 * magnitude + 0.5
+    boundary = _gradient_sq(flow_bw) > 0.01 * flow_bw.square().sum(1, keepdim=True) + 0.002
+    grid = sample_grid(flow_bw)
+    outside = (grid.abs() > 1.0).any(dim=-1).unsqueeze(1)
+    unreliable = disoccluded | boundary | outside
+    if not soft:
+        return (~unreliable).to(flow_bw.dtype)
+    return soften(unreliable)
+
+
+def soften(unreliable: torch.Tensor, sigma: float = 0.8) -> torch.Tensor:
+    """Soft mask from a boolean unreliability map: -large where unreliable, blur, clip to [0, 1].
+
+    Args:
+        unreliable: (B, 1, H, W) bool.
+
+    Returns:
+        (B, 1, H, W) float in [0, 1].
+    """
+    radius = max(1, int(round(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=unreliable.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    values = 1.0 - 1001.0 * unreliable.float()  # 1 where reliable, -1000 where not
+    values = F.pad(values, (radius, radius, radius, radius), mode="replicate")
+    values = F.conv2d(values, k.view(1, 1, 1, -1))
+    values = F.conv2d(values, k.view(1, 1, -1, 1))
+    return values.clamp(0.0, 1.0)
+
+
+def long_term_masks(masks: Mapping[int, torch.Tensor], offsets: Sequence[int]) -> dict[int, torch.Tensor]:
+    """Tie each pixel to its nearest earlier frame where it was visible (DESIGN 4.2).
+
+    c_long(i-j, i) = max(c(i-j, i) - Σ_{k in J, k < j} c(i-k, i), 0)
+
+    Args:
+        masks: offset j -> (B, 1, H, W) consistency mask c(i-j, i). Offsets missing here (the
+            start of the shot) are skipped.
+        offsets: the long-term set J, e.g. (1, 2, 4).
+
+    Returns:
+        offset j -> (B, 1, H, W) long-term mask, for the offsets present in ``masks``.
+    """
+    out: dict[int, torch.Tensor] = {}
+    claimed = None
+    for j in sorted(set(offsets)):
+        if j not in masks:
+            continue
+        c = masks[j]
+        out[j] = c if claimed is None else (c - claimed).clamp(min=0.0)
+        claimed = c if claimed is None else claimed + c
+    return out

@@ -1,0 +1,218 @@
+"""The only module that knows the order of the stages (DESIGN 1):
+
+frames in -> flow -> masks -> per-frame optimization with temporal terms -> frames out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import Cancelled, FlowstyleError
+from .frames import Frame, FrameSource, open_source, read_image, write_png, atomic_write_bytes
+from .report import Report
+from .settings import Settings
+from .stylize import StyleRef, parse_style
+
+__all__ = ["stylize", "RunContext", "frame_name"]
+
+EventFn = Callable[[dict], None]
+
+
+def frame_name(index: int) -> str:
+    """Output file name of frame ``index`` (1-based)."""
+    return f"frame_{index:05d}.png"
+
+
+@dataclass
+class RunContext:
+    """What a mode's loop needs from the pipeline: the clip, the settings and the sinks.
+
+    Modes read frames from ``source``, flows from ``flows``, and hand every finished frame to
+    :meth:`emit_frame`, which writes it atomically, records it for ``--resume`` and reports it.
+    """
+
+    source: FrameSource
+    settings: Settings
+    out: Path
+    device: str
+    flows: object  # flow.FlowEstimator
+    report: Report
+    on_event: EventFn
+    cancel: Callable[[], bool]
+    resume: bool = False
+    debug: bool = False
+    manifest: dict = field(default_factory=dict)
+    _settings_key: str = ""
+
+    def check_cancel(self) -> None:
+        if self.cancel():
+            raise Cancelled()
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.on_event({"event": "progress", "stage": stage, "done": done, "total": total})
+
+    def chain_key(self, frame: Frame, previous_key: str) -> str:
+        """Resume key of a frame: settings + its input + the key of the frame before (temporal dependency)."""
+        return hashlib.blake2b(f"{self._settings_key}|{frame.key}|{previous_key}".encode(), digest_size=16).hexdigest()
+
+    def reusable(self, index: int, key: str) -> Optional[np.ndarray]:
+        """The finished output of frame ``index`` (1-based) if ``--resume`` may keep it, else None."""
+        path = self.out / frame_name(index)
+        if not self.resume or self.manifest.get(str(index)) != key or not path.is_file():
+            return None
+        try:
+            rgb, _, _ = read_image(path, "earlier output")
+        except FlowstyleError:
+            return None
+        return rgb if rgb.shape[:2] == (self.source.height, self.source.width) else None
+
+    def emit_frame(self, frame: Frame, rgb: np.ndarray, key: str, seconds: float, reused: bool = False) -> None:
+        index = frame.index + 1
+        path = self.out / frame_name(index)
+        if not reused:
+            t = time.perf_counter()
+            write_png(path, rgb, frame.alpha, frame.bit_depth)
+            self.report.add_time(index, "write", time.perf_counter() - t)
+            self.manifest[str(index)] = key
+            atomic_write_bytes(self.out / ".flowstyle" / "manifest.json", json.dumps(self.manifest).encode())
+        else:
+            self.report.frame(index)["reused"] = True
+        self.on_event({"event": "frame", "index": index, "path": str(path), "seconds": round(seconds, 4),
+                       "reused": reused})
+
+
+def _as_styles(style: Union[str, StyleRef, Sequence[Union[str, StyleRef]], None]) -> tuple[StyleRef, ...]:
+    if style is None:
+        return ()
+    items = [style] if isinstance(style, (str, StyleRef)) else list(style)
+    return tuple(s if isinstance(s, StyleRef) else parse_style(s) for s in items)
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".flowstyle" / f".probe"
+        probe.parent.mkdir(exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise FlowstyleError(f"cannot write to output folder '{out}': {exc.strerror or exc}; choose a writable --out") from None
+
+
+def stylize(
+    source: Union[str, Path],
+    style: Union[str, StyleRef, Sequence[Union[str, StyleRef]], None],
+    out: Union[str, Path],
+    settings: Optional[Settings] = None,
+    *,
+    on_event: Optional[EventFn] = None,
+    cancel: Optional[Callable[[], bool]] = None,
+    resume: bool = False,
+    preview: Optional[int] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+    debug: bool = False,
+) -> Report:
+    """Stylize a clip without flicker (DESIGN 3).
+
+    Args:
+        source: video file, folder of frames, or printf pattern (``shot_%04d.png``).
+        style: image path(s), ``builtin:N``, ``path:weight`` strings or :class:`StyleRef` s;
+            None keeps ``settings.styles``.
+        out: output folder: ``frame_00001.png``... and ``report.json``.
+        settings: :class:`Settings`; defaults to fast mode.
+        on_event: receives progress events (dicts); the pipeline never prints.
+        cancel: polled between frames and iterations; True stops the run after the current write.
+        resume: keep frames whose inputs and settings are unchanged.
+        preview: stylize only this frame (1-based within the range) into ``out/preview.png``.
+        cache_dir: flow cache folder (default ``out/.flowstyle/flow``).
+        debug: also write the masks as images under ``out/debug``.
+
+    Returns:
+        the run's :class:`Report` (also written as ``out/report.json``).
+    """
+    from .flow import FlowCache, FlowEstimator
+    from ._utils import OutputLock, pick_device
+
+    settings = settings or Settings()
+    styles = _as_styles(style)
+    if styles:
+        settings = dataclasses.replace(settings, styles=styles)
+    settings = settings.resolved()
+    on_event = on_event or (lambda e: None)
+    cancel = cancel or (lambda: False)
+    out = Path(out)
+
+    src = open_source(source, settings.frames, settings.size)
+    if preview is not None and not 1 <= preview <= len(src):
+        raise FlowstyleError(f"--preview {preview} is outside the clip's {len(src)} frames")
+    _check_writable(out)
+    device = pick_device(settings.device)
+    report = Report(settings=settings.fingerprint() | {"device": device}, source=src.describe(), size=src.size,
+                    pixels_per_frame=src.width * src.height)
+    cache = FlowCache(Path(cache_dir) if cache_dir else out / ".flowstyle" / "flow")
+    from .keyframes import load_keyframes
+
+    timeline = load_keyframes(settings, len(src))
+    manifest_path = out / ".flowstyle" / "manifest.json"
+    manifest = {}
+    if resume and manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            manifest = {}
+    ctx = RunContext(source=src, settings=settings, out=out, device=device,
+                     flows=FlowEstimator(settings.flow, cache), report=report, on_event=on_event,
+                     cancel=cancel, resume=resume, debug=debug, manifest=manifest,
+                     _settings_key=json.dumps(settings.fingerprint() | {"keyframes": timeline.fingerprint()},
+                                              sort_keys=True))
+    with OutputLock(out):
+        try:
+            if preview is not None:
+                _preview(ctx, timeline, preview)
+            else:
+                on_event({"event": "start", "protocol": 1, "total": len(src)})
+                if settings.mode == "fast":
+                    from .fast import run_fast
+
+                    run_fast(ctx, timeline)
+                else:
+                    from .quality import run_quality
+
+                    run_quality(ctx, timeline)
+            report.status = "ok"
+        except Cancelled:
+            report.status = "cancelled"
+        except BaseException:
+            report.status = "failed"
+            raise
+        finally:
+            src.close()
+            if preview is None:
+                report.write(out)
+    return report
+
+
+def _preview(ctx: RunContext, timeline, index: int) -> None:
+    """One frame, no temporal terms: what the editor sees before committing to a render."""
+    frame = ctx.source.read(index - 1)
+    t = time.perf_counter()
+    if ctx.settings.mode == "fast":
+        from .fast import build_stylizer
+
+        rgb = build_stylizer(ctx, timeline.styles_at(index - 1))(frame.rgb)
+    else:
+        from .quality import preview_quality
+
+        rgb = preview_quality(ctx, timeline, frame)
+    path = ctx.out / "preview.png"
+    write_png(path, rgb, frame.alpha, frame.bit_depth)
+    ctx.on_event({"event": "frame", "index": index, "path": str(path), "seconds": round(time.perf_counter() - t, 4),
+                  "preview": True})
