@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", metavar="START:END", help="1-based inclusive range in the input's own order (default: all)")
     s.add_argument("--size", type=int, default=1024, metavar="MAX_SIDE",
                    help="working size, longest side in pixels, never upscaled (default: 1024; 0 keeps the input's)")
-    s.add_argument("--flow", choices=("dis", "deepflow"), default="dis", help="optical flow backend (default: dis)")
+    s.add_argument("--flow", choices=("dis", "dis-fast", "deepflow"),
+                   help="optical flow backend (default: dis-fast in fast mode, dis in quality mode)")
     s.add_argument("--temporal-weight", type=float, metavar="G",
                    help="weight of the temporal term; 0 = per-frame stylization (default: 1 fast, 1000 quality)")
     s.add_argument("--long-term", metavar="1,2,4", help="earlier frames tied by the temporal term (default: 1 fast, 1,2,4 quality)")

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .warp import sample_grid, warp_flow
+from .warp import sample_grid
 
 __all__ = ["consistency_mask", "long_term_masks", "soften"]
 
@@ -44,14 +44,13 @@ def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool
         raise ValueError(
             f"flows must both be (B, 2, H, W); got {tuple(flow_fw.shape)} and {tuple(flow_bw.shape)}"
         )
-    w_tilde = warp_flow(flow_fw, flow_bw)
-    round_trip = (w_tilde + flow_bw).square().sum(1, keepdim=True)
-    magnitude = w_tilde.square().sum(1, keepdim=True) + flow_bw.square().sum(1, keepdim=True)
-    disoccluded = round_trip > 0.01 * magnitude + 0.5
-    boundary = _gradient_sq(flow_bw) > 0.01 * flow_bw.square().sum(1, keepdim=True) + 0.002
     grid = sample_grid(flow_bw)
-    outside = (grid.abs() > 1.0).any(dim=-1).unsqueeze(1)
-    unreliable = disoccluded | boundary | outside
+    w_tilde = F.grid_sample(flow_fw, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    bw_sq = flow_bw.square().sum(1, keepdim=True)
+    round_trip = (w_tilde + flow_bw).square().sum(1, keepdim=True)
+    unreliable = round_trip > 0.01 * (w_tilde.square().sum(1, keepdim=True) + bw_sq) + 0.5  # disoccluded
+    unreliable |= _gradient_sq(flow_bw) > 0.01 * bw_sq + 0.002  # motion boundary
+    unreliable |= (grid.abs() > 1.0).any(dim=-1).unsqueeze(1)  # points outside the frame
     if not soft:
         return (~unreliable).to(flow_bw.dtype)
     return soften(unreliable)

@@ -12,8 +12,8 @@ __all__ = ["Settings", "MODE_DEFAULTS", "parse_range", "parse_offsets"]
 
 # Defaults that differ by mode (None in Settings means "the mode's default").
 MODE_DEFAULTS = {
-    "fast": {"temporal_weight": 1.0, "long_term": (1,), "passes": 1},
-    "quality": {"temporal_weight": 1000.0, "long_term": (1, 2, 4), "passes": 1},
+    "fast": {"temporal_weight": 1.0, "long_term": (1,), "passes": 1, "flow": "dis-fast"},
+    "quality": {"temporal_weight": 1000.0, "long_term": (1, 2, 4), "passes": 1, "flow": "dis"},
 }
 
 
@@ -29,7 +29,7 @@ class Settings:
     mode: str = "fast"
     frames: Optional[tuple[int, int]] = None  # 1-based inclusive
     size: Optional[int] = 1024  # working size, longest side; None keeps the input's
-    flow: str = "dis"
+    flow: Optional[str] = None  # dis | dis-fast | deepflow; None: dis-fast (fast mode), dis (quality)
     temporal_weight: Optional[float] = None  # γ; 0 turns temporal terms off (per-frame stylization)
     long_term: Optional[tuple[int, ...]] = None  # J
     passes: Optional[int] = None
@@ -54,6 +54,11 @@ class Settings:
     style_scale: float = 1.0
     keep_colors: bool = False
     seed: int = 0
+    init_first: str = "content"  # start of frame 1 (and of fresh frames): content | random
+    coarse_to_fine: int = 0  # coarser levels (each half size) before a fresh frame's full size; 0 off
+    temporal_luminance: bool = False  # ReCoNet: temporal target follows the input's luminance change
+    feature_temporal_weight: float = 0.0  # feature-level temporal term (relu3_1); 0 off
+    sharpness_weight: float = 0.0  # anti-blur term (keep the traced detail energy); 0 off
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def resolved(self) -> "Settings":
@@ -66,6 +71,7 @@ class Settings:
             temporal_weight=d["temporal_weight"] if self.temporal_weight is None else float(self.temporal_weight),
             long_term=d["long_term"] if self.long_term is None else tuple(sorted(set(self.long_term))),
             passes=d["passes"] if self.passes is None else int(self.passes),
+            flow=d["flow"] if self.flow is None else self.flow,
         )
         if s.temporal_weight < 0:
             raise FlowstyleError(f"--temporal-weight must be 0 or more, got {s.temporal_weight:g}")
@@ -79,6 +85,18 @@ class Settings:
             raise FlowstyleError(f"unknown mask '{s.mask}': use hard or soft")
         if s.solver not in ("band", "cg"):
             raise FlowstyleError(f"unknown solver '{s.solver}': use band or cg")
+        if s.optimizer not in ("lbfgs", "adam"):
+            raise FlowstyleError(f"unknown optimizer '{s.optimizer}': use lbfgs or adam")
+        if s.init not in ("prev-warped", "prev", "content", "random"):
+            raise FlowstyleError(f"unknown --init '{s.init}': use prev-warped, prev, content or random")
+        if s.init_first not in ("content", "random"):
+            raise FlowstyleError(f"unknown first-frame init '{s.init_first}': use content or random")
+        if s.iterations < 1 or s.iterations_first < 1:
+            raise FlowstyleError(f"--iterations and --iterations-first must be 1 or more, got {s.iterations} and {s.iterations_first}")
+        if min(s.content_weight, s.style_weight, s.tv_weight, s.feature_temporal_weight, s.sharpness_weight) < 0:
+            raise FlowstyleError("quality-mode weights (content, style, tv, feature, sharpness) must be 0 or more")
+        if s.style_scale <= 0 or s.coarse_to_fine < 0:
+            raise FlowstyleError(f"--style-scale must be positive and coarse-to-fine levels 0 or more, got {s.style_scale:g} and {s.coarse_to_fine}")
         if s.device not in ("auto", "cpu", "cuda", "mps"):
             raise FlowstyleError(f"unknown device '{s.device}': use auto, cpu, cuda or mps")
         return s

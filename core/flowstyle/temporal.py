@@ -84,8 +84,16 @@ def band_solve(
     Returns:
         (B, C, H, W), same dtype and device as ``target``.
     """
-    blend, _, _ = temporal_blend(target, warped, masks, temporal_weight=temporal_weight, fidelity_weight=fidelity_weight)
-    correction = blend - target
+    if len(warped) != len(masks):
+        raise ValueError(f"need one mask per warped frame; got {len(warped)} frames and {len(masks)} masks")
+    if not warped:
+        return target
+    # b − p = γ Σ c_j (ω_j − p) / (λ + γ Σ c_j), computed without the full-size blend
+    c_sum, pull = masks[0], masks[0] * (warped[0] - target)
+    for w, c in zip(warped[1:], masks[1:]):
+        c_sum = c_sum + c
+        pull = pull + c * (w - target)
+    correction = pull * (temporal_weight / (fidelity_weight + temporal_weight * c_sum))
     return target + (1.0 - detail) * correction + detail * lowpass(correction, cell)
 
 

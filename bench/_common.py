@@ -1,0 +1,32 @@
+"""Shared bits of the benchmarks: where the data is, and a plain table printer."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = (REPO / ".." / "shared" / "data").resolve()
+CLIPS = {
+    "sintel_raft_demo": (DATA / "clips" / "sintel_raft_demo", None),
+    "middlebury_rubberwhale": (DATA / "clips" / "middlebury_rubberwhale", None),
+    "sintel_cave_2": (DATA / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4", None),
+}
+
+
+def require_data() -> None:
+    if not DATA.is_dir():
+        sys.exit(f"benchmark data not found at {DATA}: it lives in ../shared/data beside the repository")
+
+
+def table(rows: list[dict], title: str = "") -> str:
+    """Format dicts as an aligned text table (columns in first-row order)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    width = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in cols}
+    lines = [title] if title else []
+    lines.append("  ".join(c.ljust(width[c]) for c in cols))
+    lines.append("  ".join("-" * width[c] for c in cols))
+    lines += ["  ".join(fmt(r.get(c, "")).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,346 @@
+"""Quality mode (DESIGN 4.4): Ruder, Dosovitskiy & Brox's optimization on VGG-19.
+
+Each frame is optimized for content + style, started from the warped previous result and tied
+to the earlier results by the temporal loss under the long-term masks (Ruder et al. 2016).
+With ``passes > 1`` the clip is processed in alternating directions, each frame starting from
+a blend of its last result and its warped neighbour, temporal loss from the middle pass on
+(Ruder et al. 2018, section 5.4).
+
+Entry points for the pipeline: :func:`run_quality` and :func:`preview_quality`.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections import deque
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._utils import quantize
+from .errors import FlowstyleError
+from .keyframes import Timeline
+from .masks import consistency_mask, long_term_masks
+from .metrics import to_tensor, warping_error
+from .optimize import (FEATURE_LAYER, FrameObjective, LossWeights, OptimizeResult, StyleBank, Temporal,
+                       amp_agrees, coarse_to_fine, detail_energy, luminance, noise_like, optimize, rgb_to_yiq)
+from .vgg import VGG19Features, vgg19_features
+from .warp import warp
+
+__all__ = ["run_quality", "preview_quality", "check_styles", "Stylist", "DELTA"]
+
+DELTA = 0.5  # multi-pass blend: δ · own last result + (1 − δ) · warped neighbour (Ruder et al. 2018)
+
+
+def check_styles(timeline: Timeline, frames: Sequence[int]) -> None:
+    """Quality mode optimizes towards style *images*: reject builtin (network-only) styles up front."""
+    for k in frames:
+        for s in timeline.styles_at(k):
+            if s.builtin is not None:
+                raise FlowstyleError(
+                    f"quality mode needs style images, but frame {k + 1} uses builtin:{s.builtin}, a fast-mode "
+                    "network with no image: give --style PATH.jpg, or use --mode fast"
+                )
+
+
+def _array(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) -> (H, W, 3) float32 clipped to [0, 1]."""
+    return x[0].detach().clamp(0.0, 1.0).permute(1, 2, 0).float().cpu().numpy()
+
+
+class Stylist:
+    """What quality mode keeps across frames: the loss network, the Gram targets, the weights.
+
+    Args:
+        settings: resolved :class:`~flowstyle.settings.Settings`.
+        device: torch device name.
+        content_stats: (mean, std) of the clip's luminance, for luminance-only transfer.
+        net: a ready-made loss network (tests); default: VGG-19 from ``settings.vgg_weights``
+            or torchvision's download.
+    """
+
+    def __init__(self, settings, device: str, *, content_stats: tuple[float, float] = (0.5, 0.25),
+                 net: Optional[VGG19Features] = None):
+        s = self.settings = settings
+        self.device = device
+        self.net = (net or vgg19_features(weights=s.vgg_weights)).to(device)
+        self.channels_last = device == "cuda"  # faster convolutions there; same loss
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.amp: Optional[torch.dtype] = None
+        self._amp_checked = device != "cuda"  # mixed precision only on CUDA, only if the loss agrees
+        self.bank = StyleBank(self.net, scale=s.style_scale, luminance_of=content_stats if s.keep_colors else None)
+        self.weights = LossWeights(content=s.content_weight, style=s.style_weight, tv=s.tv_weight,
+                                   temporal=s.temporal_weight, feature=s.feature_temporal_weight,
+                                   sharpness=s.sharpness_weight)
+
+    def objective(self, content: torch.Tensor, styles, temporal: Optional[Temporal] = None,
+                  scale: float = 1.0) -> FrameObjective:
+        if scale != 1.0:
+            h, w = content.shape[-2:]
+            size = (max(16, round(h * scale)), max(16, round(w * scale)))
+            content = F.interpolate(content, size=size, mode="bilinear", antialias=True, align_corners=False)
+        grams = self.bank.blend(styles, max(content.shape[-2:]))
+        return FrameObjective(self.net, content, grams, weights=self.weights, temporal=temporal,
+                              keep_colors=self.settings.keep_colors, channels_last=self.channels_last,
+                              amp_dtype=self.amp)
+
+    def run(self, content: torch.Tensor, styles, init: torch.Tensor, *, iterations: int,
+            temporal: Optional[Temporal] = None, fresh: bool = False, callback=None) -> OptimizeResult:
+        """Optimize one frame; ``fresh`` (no warped start, no temporal term) allows the coarse-to-fine start."""
+        s = self.settings
+        if not self._amp_checked:
+            self._amp_checked = True
+            if amp_agrees(self.objective(content, styles, temporal), init, torch.float16):
+                self.amp = torch.float16
+        kw = dict(optimizer=s.optimizer, callback=callback)
+        if fresh and s.coarse_to_fine:
+            return coarse_to_fine(lambda sc: self.objective(content, styles, None, sc), init,
+                                  iterations=iterations, levels=s.coarse_to_fine, **kw)
+        return optimize(self.objective(content, styles, temporal), init, iterations=iterations, **kw)
+
+
+def _start(kind: str, content: torch.Tensor, seed: int) -> torch.Tensor:
+    return noise_like(content, seed) if kind == "random" else content
+
+
+def tie(ctx, stylist: Stylist, frame, content: torch.Tensor, neighbours: Sequence, *, loss: bool,
+        flows_out: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
+    """Flows, masks and warped results tying ``frame`` to already stylized neighbours (DESIGN 4.2-4.4).
+
+    Args:
+        neighbours: (j, neighbour frame, its result (H, W, 3)) with j the distance (1 = nearest).
+        loss: also build the temporal-loss targets (else only the warped results and masks).
+        flows_out: receives j -> (flow neighbour -> frame, flow frame -> neighbour).
+
+    Returns:
+        (:class:`Temporal` or None, j -> ω_j (1, 3, H, W), j -> consistency mask c_j (1, 1, H, W)).
+    """
+    s, dev, net = ctx.settings, ctx.device, stylist.net
+    warped, masks, bws, outs = {}, {}, {}, {}
+    for j, nb_frame, nb_out in neighbours:
+        fw, bw = ctx.flows.pair(nb_frame, frame)
+        if flows_out is not None:
+            flows_out[j] = (fw, bw)
+        bws[j] = to_tensor(bw, dev)
+        masks[j] = consistency_mask(to_tensor(fw, dev), bws[j], soft=s.mask == "soft")
+        outs[j] = to_tensor(nb_out, dev)
+        warped[j] = warp(outs[j], bws[j], mode=s.warp_mode)
+        if s.temporal_luminance:  # ReCoNet: the output may change as the input's luminance does
+            warped[j] = warped[j] + luminance(content) - warp(luminance(to_tensor(nb_frame.rgb, dev)), bws[j])
+    if not loss or not warped:
+        return None, warped, masks
+    c_long = long_term_masks(masks, s.long_term)
+    order = sorted(c_long)
+    t = Temporal(warped=[warped[j] for j in order], masks=[c_long[j] for j in order])
+    if s.feature_temporal_weight:
+        with torch.no_grad():
+            for j in order:
+                f = getattr(net(outs[j], upto=FEATURE_LAYER), FEATURE_LAYER).float()
+                h, w = f.shape[-2:]
+                H, W = bws[j].shape[-2:]
+                bw_small = F.interpolate(bws[j], size=(h, w), mode="bilinear", align_corners=False)
+                bw_small = bw_small * torch.tensor([w / W, h / H], device=dev).view(1, 2, 1, 1)
+                t.features.append(warp(f, bw_small))
+                t.feature_masks.append(F.interpolate(c_long[j], size=(h, w), mode="area"))
+    if s.sharpness_weight and 1 in outs:
+        t.energy, t.energy_mask = warp(detail_energy(outs[1]), bws[1]), masks[1]
+    return t, warped, masks
+
+
+def _measure(ctx, prev, frame, out: np.ndarray, flows: Optional[tuple] = None) -> None:
+    """Warping error of ``out`` against the previous output, with the engine's flow (report.json)."""
+    if prev is None:
+        return
+    t = time.perf_counter()
+    fw, bw = flows or ctx.flows.pair(prev[0], frame)
+    ctx.report.frame(frame.index + 1)["warping_error"] = warping_error(prev[1], out, fw, bw)
+    ctx.report.add_time(frame.index + 1, "measure", time.perf_counter() - t)
+
+
+def _callback(ctx):
+    return lambda it, loss: ctx.check_cancel()
+
+
+def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Sequence, *, first: bool,
+             flows_out: dict) -> np.ndarray:
+    """One frame of a single pass: choose the start, tie to the earlier results, optimize."""
+    s, rep, index = ctx.settings, ctx.report, frame.index + 1
+    content = to_tensor(frame.rgb, ctx.device)
+    kind = s.init_first if first else s.init
+    t, flow0 = time.perf_counter(), ctx.flows.seconds
+    use_loss = s.temporal_weight > 0 and not first
+    temporal, warped, _ = tie(ctx, stylist, frame, content, neighbours if not first else (), loss=use_loss,
+                              flows_out=flows_out)
+    flow_s = ctx.flows.seconds - flow0
+    rep.add_time(index, "flow", flow_s)
+    rep.add_time(index, "temporal", time.perf_counter() - t - flow_s)
+    if kind == "prev-warped" and 1 in warped:
+        init = warped[1]
+    elif kind == "prev" and neighbours:
+        init = to_tensor(neighbours[0][2], ctx.device)
+    else:
+        init = _start(kind, content, s.seed * 100_003 + frame.index)
+    fresh = temporal is None and kind in ("content", "random")
+    t = time.perf_counter()
+    res = stylist.run(content, timeline.styles_at(frame.index), init, temporal=temporal, fresh=fresh,
+                      iterations=s.iterations_first if first or fresh else s.iterations, callback=_callback(ctx))
+    rep.add_time(index, "stylize", time.perf_counter() - t)
+    rep.frame(index)["loss"] = {k: round(v, 6) for k, v in res.parts.items()} | {"iterations": len(res.losses)}
+    return quantize(_array(res.image), frame.bit_depth)
+
+
+def _single_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
+    """Front to back, each frame written as it finishes; memory holds max(J) earlier frames."""
+    s, rep, n = ctx.settings, ctx.report, len(ctx.source)
+    history: deque = deque(maxlen=max(s.long_term))
+    key = ""
+    for k in range(n):
+        ctx.check_cancel()
+        t0 = time.perf_counter()
+        frame = ctx.source.read(k)
+        rep.add_time(k + 1, "decode", time.perf_counter() - t0)
+        key = ctx.chain_key(frame, key)
+        out = ctx.reusable(k + 1, key)
+        reused, flows = out is not None, {}
+        if not reused:
+            neighbours = [(j, *history[-j]) for j in s.long_term if j <= len(history)]
+            out = _stylize(ctx, stylist, timeline, frame, neighbours, first=k == 0, flows_out=flows)
+        ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
+        _measure(ctx, history[-1] if history else None, frame, out, flows.get(1))
+        history.append((frame, out))
+        ctx.progress("stylize", k + 1, n)
+
+
+class _PassStore:
+    """Each frame's latest multi-pass result on disk (float32 .npy), so RAM holds a few frames only."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def save(self, k: int, rgb: np.ndarray) -> None:
+        tmp = self.folder / f".{k}.npy"
+        np.save(tmp, rgb.astype(np.float32))
+        tmp.replace(self.folder / f"{k}.npy")
+
+    def load(self, k: int) -> np.ndarray:
+        return np.load(self.folder / f"{k}.npy")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _multi_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
+    """Ruder et al. 2018, section 5.4: N passes in alternating directions, frames written at the end.
+
+    Pass 1 stylizes each frame on its own (ceil(iterations_first / N) iterations); pass p > 1 goes
+    the other way, each frame starting from δ · its last result + (1 − δ) · its warped neighbour
+    where the neighbour is traced (ceil(iterations / N) iterations), with the temporal loss from
+    pass N // 2 + 1 on. Each frame thus costs about what a single pass spends on it.
+    """
+    s, rep, n, passes = ctx.settings, ctx.report, len(ctx.source), ctx.settings.passes
+    clip = ""
+    for k in range(n):  # a frame's result depends on the whole clip: key every frame on all inputs
+        clip = ctx.chain_key(ctx.source.read(k), clip)
+    keys = [ctx.chain_key(ctx.source.read(k), clip) for k in range(n)]
+    if all(ctx.reusable(k + 1, keys[k]) is not None for k in range(n)):
+        prev = None
+        for k in range(n):
+            frame = ctx.source.read(k)
+            out = ctx.reusable(k + 1, keys[k])
+            ctx.emit_frame(frame, out, keys[k], 0.0, reused=True)
+            _measure(ctx, prev, frame, out)
+            prev = (frame, out)
+        return
+    store = _PassStore(ctx.out / ".flowstyle" / "passes")
+    seconds, done = [0.0] * n, 0
+    try:
+        for p in range(1, passes + 1):
+            order = range(n) if p % 2 else range(n - 1, -1, -1)
+            recent: deque = deque(maxlen=max(s.long_term))
+            use_loss = s.temporal_weight > 0 and p > passes // 2
+            budget = math.ceil((s.iterations_first if p == 1 else s.iterations) / passes)
+            for k in order:
+                ctx.check_cancel()
+                t0 = time.perf_counter()
+                frame = ctx.source.read(k)
+                content = to_tensor(frame.rgb, ctx.device)
+                temporal, fresh = None, p == 1
+                if fresh:
+                    init = _start(s.init_first, content, s.seed * 100_003 + k)
+                else:
+                    last = to_tensor(store.load(k), ctx.device)
+                    neighbours = [(j, *recent[-j]) for j in s.long_term if j <= len(recent)]
+                    flow0 = ctx.flows.seconds
+                    temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss)
+                    rep.add_time(k + 1, "flow", ctx.flows.seconds - flow0)
+                    init = last + (1.0 - DELTA) * masks[1] * (warped[1] - last) if 1 in warped else last
+                    rep.add_time(k + 1, "temporal", time.perf_counter() - t0 - (ctx.flows.seconds - flow0))
+                t = time.perf_counter()
+                res = stylist.run(content, timeline.styles_at(k), init, iterations=budget, temporal=temporal,
+                                  fresh=fresh, callback=_callback(ctx))
+                rep.add_time(k + 1, "stylize", time.perf_counter() - t)
+                rep.frame(k + 1)["loss"] = {kk: round(v, 6) for kk, v in res.parts.items()}
+                out = _array(res.image)
+                store.save(k, out)
+                recent.append((frame, out))
+                seconds[k] += time.perf_counter() - t0
+                done += 1
+                ctx.progress("stylize", done, n * passes)
+        prev = None
+        for k in range(n):
+            frame = ctx.source.read(k)
+            out = quantize(store.load(k), frame.bit_depth)
+            ctx.emit_frame(frame, out, keys[k], seconds[k])
+            _measure(ctx, prev, frame, out)
+            prev = (frame, out)
+    finally:
+        store.remove()
+
+
+def _luminance_stats(rgb: np.ndarray) -> tuple[float, float]:
+    y = rgb_to_yiq(to_tensor(rgb))[:, :1]
+    return float(y.mean()), float(y.std())
+
+
+def run_quality(ctx, timeline: Timeline, *, net: Optional[VGG19Features] = None) -> None:
+    """The whole quality-mode run (DESIGN 4.4): single pass, or multi-pass when ``passes > 1``.
+
+    Frames go out through ``ctx.emit_frame``; ``--resume`` keeps frames whose chain key is
+    unchanged; cancel is checked between frames and every 10 iterations.
+
+    Args:
+        net: a ready-made loss network (tests); default from ``settings.vgg_weights``.
+    """
+    s, n = ctx.settings, len(ctx.source)
+    check_styles(timeline, range(n))
+    torch.manual_seed(s.seed)
+    first = ctx.source.read(0)
+    stylist = Stylist(s, ctx.device, content_stats=_luminance_stats(first.rgb), net=net)
+    for refs in {timeline.styles_at(k) for k in range(n)}:  # bad style images fail before the first frame
+        stylist.bank.blend(refs, max(first.rgb.shape[:2]))
+    if s.passes > 1:
+        _multi_pass(ctx, timeline, stylist)
+    else:
+        _single_pass(ctx, timeline, stylist)
+
+
+def preview_quality(ctx, timeline: Timeline, frame, *, net: Optional[VGG19Features] = None) -> np.ndarray:
+    """One frame, no temporal term: ``iterations_first`` iterations from ``init_first``.
+
+    Returns:
+        (H, W, 3) float32 in [0, 1].
+    """
+    s = ctx.settings
+    check_styles(timeline, [frame.index])
+    torch.manual_seed(s.seed)
+    stylist = Stylist(s, ctx.device, content_stats=_luminance_stats(frame.rgb), net=net)
+    content = to_tensor(frame.rgb, ctx.device)
+    res = stylist.run(content, timeline.styles_at(frame.index), _start(s.init_first, content, s.seed * 100_003 + frame.index),
+                      iterations=s.iterations_first, fresh=True, callback=_callback(ctx))
+    return _array(res.image)

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real test material in ../shared/data, and device/dtype for tensor tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = (REPO / ".." / "shared" / "data").resolve()
+CLIPS = {
+    "sintel_raft_demo": DATA / "clips" / "sintel_raft_demo",
+    "middlebury_rubberwhale": DATA / "clips" / "middlebury_rubberwhale",
+    "sintel_cave_2": DATA / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4",
+}
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"real test material not found at {DATA} (it lives in ../shared/data beside the repository)")
+    return DATA
+
+
+@pytest.fixture(params=sorted(CLIPS))
+def clip(request, data_dir) -> Path:
+    """Each shared clip in turn."""
+    return CLIPS[request.param]
+
+
+@pytest.fixture
+def device() -> str:
+    return "cpu"

@@ -1,0 +1,66 @@
+"""Optical flow backends and the on-disk cache (DESIGN 4.1)."""
+import numpy as np
+import pytest
+
+from flowstyle import flow as flowmod
+from flowstyle.errors import FlowstyleError
+from flowstyle.flow import FlowCache, FlowEstimator, flow_backend, read_flo
+from flowstyle.frames import Frame, read_image
+
+
+def frame(rgb, i=0):
+    import hashlib
+
+    return Frame(i, rgb, None, 8, hashlib.md5(rgb.tobytes()).hexdigest())
+
+
+def textured(h=96, w=128, seed=0):
+    import cv2
+
+    noise = np.random.default_rng(seed).random((h // 4, w // 4, 3)).astype(np.float32)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+@pytest.mark.parametrize("backend", ["dis", "dis-fast", "deepflow"])
+def test_backend_recovers_translation(backend):
+    img = textured()
+    moved = np.roll(img, (0, 3), axis=(0, 1))  # 3 px right
+    f = flow_backend(backend)(img, moved)
+    assert f.shape == (96, 128, 2) and f.dtype == np.float32
+    centre = f[20:-20, 20:-20]
+    assert np.median(centre[..., 0]) == pytest.approx(3.0, abs=0.3)
+    assert np.median(centre[..., 1]) == pytest.approx(0.0, abs=0.3)
+
+
+def test_unknown_backend_lists_valid():
+    with pytest.raises(FlowstyleError, match="choose one of deepflow, dis, dis-fast"):
+        flow_backend("raftish")
+
+
+def test_cache_reused_across_estimators(tmp_path, monkeypatch):
+    a, b = frame(textured(seed=1)), frame(textured(seed=2), 1)
+    calls = []
+    real = flowmod.FLOW_BACKENDS["dis"]
+    monkeypatch.setitem(flowmod.FLOW_BACKENDS, "dis", lambda: (lambda x, y: (calls.append(1), real()(x, y))[1]))
+    first = FlowEstimator("dis", FlowCache(tmp_path)).pair(a, b)
+    again = FlowEstimator("dis", FlowCache(tmp_path)).pair(a, b)
+    assert len(calls) == 2  # forward and backward once; the second estimator read both from disk
+    assert np.allclose(first[0], again[0], atol=0.05) and np.allclose(first[1], again[1], atol=0.05)
+    other = FlowEstimator("dis", FlowCache(tmp_path)).flow(b, frame(textured(seed=3), 2))
+    assert len(calls) == 3 and other.shape == (96, 128, 2)
+
+
+def test_dis_accuracy_on_ground_truth(data_dir):
+    d = data_dir / "flow" / "middlebury-RubberWhale"
+    a, b = read_image(d / "frame10.png")[0], read_image(d / "frame11.png")[0]
+    gt = read_flo(d / "flow10.flo")
+    known = (np.abs(gt) < 1e9).all(axis=2)
+    epe = np.linalg.norm(flow_backend("dis")(a, b) - gt, axis=2)[known].mean()
+    assert epe < 0.5
+
+
+def test_read_flo_rejects_other_files(tmp_path):
+    p = tmp_path / "x.flo"
+    p.write_bytes(b"not a flow file")
+    with pytest.raises(FlowstyleError, match="not a .flo file"):
+        read_flo(p)
