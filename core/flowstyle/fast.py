@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ._utils import quantize
+from .guides import OverrideGuides
 from .keyframes import Timeline
 from .masks import consistency_mask, long_term_masks
 from .metrics import to_tensor
@@ -28,12 +29,16 @@ def _to_array(x: torch.Tensor) -> np.ndarray:
     return x[0].permute(1, 2, 0).clamp(0.0, 1.0).float().cpu().numpy()
 
 
-def temporal_step(ctx, frame, target: np.ndarray, history: Sequence, flows_out: dict) -> np.ndarray:
+def temporal_step(ctx, frame, target: np.ndarray, history: Sequence, flows_out: dict, *,
+                  temporal_weight: float, extra: Sequence = ()) -> np.ndarray:
     """Pull the per-frame stylization ``target`` of ``frame`` towards the warped earlier outputs.
 
     Args:
         history: (frame, output) pairs of the previous frames, oldest first.
         flows_out: receives j -> (flow_fw, flow_bw) for the offsets used (for measuring).
+        temporal_weight: γ at this frame (style keys may change it).
+        extra: more (image, weight) pulls as tensors, weights absolute (not scaled by γ), e.g.
+            painted overrides carried here.
     """
     s, dev = ctx.settings, ctx.device
     masks, warped = {}, {}
@@ -50,12 +55,14 @@ def temporal_step(ctx, frame, target: np.ndarray, history: Sequence, flows_out: 
         _write_masks(ctx, frame, masks)
     c_long = long_term_masks(masks, s.long_term)
     order = sorted(c_long)
+    images = [warped[j] for j in order] + [img for img, _ in extra]
+    weights = [temporal_weight * c_long[j] for j in order] + [m for _, m in extra]
     p = to_tensor(target, dev)
-    kw = dict(temporal_weight=s.temporal_weight, fidelity_weight=s.fidelity_weight)
+    kw = dict(temporal_weight=1.0, fidelity_weight=s.fidelity_weight)
     if s.solver == "cg":
-        x = cg_solve(p, [warped[j] for j in order], [c_long[j] for j in order], **kw)
+        x = cg_solve(p, images, weights, **kw)
     else:
-        x = band_solve(p, [warped[j] for j in order], [c_long[j] for j in order], detail=s.detail, cell=s.band, **kw)
+        x = band_solve(p, images, weights, detail=s.detail, cell=s.band, **kw)
     return _to_array(x)
 
 
@@ -75,6 +82,7 @@ def run_fast(ctx, timeline: Timeline) -> None:
 
     s, rep = ctx.settings, ctx.report
     stylizer = MagentaStylizer(device=ctx.device)
+    guides = OverrideGuides(ctx, timeline)
     history: deque = deque(maxlen=max(s.long_term))
     key = ""
     n = len(ctx.source)
@@ -90,17 +98,27 @@ def run_fast(ctx, timeline: Timeline) -> None:
         flows: dict = {}
         if not reused:
             t = time.perf_counter()
-            stylizer.configure(timeline.styles_at(k))
-            target = stylizer(frame.rgb)
-            rep.add_time(index, "stylize", time.perf_counter() - t)
-            if s.temporal_weight > 0 and history:
+            painted = guides.painted(k)
+            gamma = timeline.weight_at(k, "temporal_weight", s.temporal_weight)
+            if painted is not None:  # the artist's frame is the output; neighbours are pulled towards it
+                out = painted
+            else:
+                stylizer.configure(timeline.styles_at(k))
+                target = stylizer(frame.rgb)
+                strength = timeline.weight_at(k, "strength", 1.0)
+                if strength < 1.0:
+                    target = strength * target + (1.0 - strength) * frame.rgb
+                rep.add_time(index, "stylize", time.perf_counter() - t)
                 t, flow_start = time.perf_counter(), ctx.flows.seconds
-                out = temporal_step(ctx, frame, target, history, flows)
+                extra = guides.terms(k) if guides else []
+                if (gamma > 0 and history) or extra:
+                    out = temporal_step(ctx, frame, target, history if gamma > 0 else (), flows,
+                                        temporal_weight=gamma, extra=extra)
+                else:
+                    out = target
                 flow_seconds = ctx.flows.seconds - flow_start
                 rep.add_time(index, "flow", flow_seconds)
                 rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)
-            else:
-                out = target
             out = quantize(out, frame.bit_depth)
         ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
         if history:  # warping error of the result against the previous output, with the engine's flow

@@ -378,7 +378,7 @@ def optimize(
 
     losses: list[float] = []
     for it in range(iterations):
-        loss = float(opt.step(closure))
+        loss = float(opt.step(closure).detach())
         if not math.isfinite(loss):
             raise FlowstyleError("the quality-mode loss became infinite or NaN: lower --style-weight or --temporal-weight")
         losses.append(loss)

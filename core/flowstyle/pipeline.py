@@ -119,6 +119,7 @@ def stylize(
     preview: Optional[int] = None,
     cache_dir: Optional[Union[str, Path]] = None,
     debug: bool = False,
+    keyframes: Optional[Union[str, Path, dict]] = None,
 ) -> Report:
     """Stylize a clip without flicker (DESIGN 3).
 
@@ -134,6 +135,8 @@ def stylize(
         preview: stylize only this frame (1-based within the range) into ``out/preview.png``.
         cache_dir: flow cache folder (default ``out/.flowstyle/flow``).
         debug: also write the masks as images under ``out/debug``.
+        keyframes: style keys and painted overrides (DESIGN 4.5), a JSON file or its parsed dict;
+            default ``settings.keyframes``.
 
     Returns:
         the run's :class:`Report` (also written as ``out/report.json``).
@@ -160,7 +163,7 @@ def stylize(
     cache = FlowCache(Path(cache_dir) if cache_dir else out / ".flowstyle" / "flow")
     from .keyframes import load_keyframes
 
-    timeline = load_keyframes(settings, len(src))
+    timeline = load_keyframes(settings, len(src), keyframes)
     manifest_path = out / ".flowstyle" / "manifest.json"
     manifest = {}
     if resume and manifest_path.is_file():

@@ -285,7 +285,8 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
                 res = stylist.run(content, timeline.styles_at(k), init, iterations=budget, temporal=temporal,
                                   fresh=fresh, callback=_callback(ctx))
                 rep.add_time(k + 1, "stylize", time.perf_counter() - t)
-                rep.frame(k + 1)["loss"] = {kk: round(v, 6) for kk, v in res.parts.items()}
+                spent = rep.frame(k + 1).get("loss", {}).get("iterations", 0) + len(res.losses)
+                rep.frame(k + 1)["loss"] = {kk: round(v, 6) for kk, v in res.parts.items()} | {"iterations": spent}
                 out = _array(res.image)
                 store.save(k, out)
                 recent.append((frame, out))
