@@ -20,7 +20,7 @@ from .errors import FlowstyleError
 
 __all__ = ["Frame", "FrameSource", "open_source", "write_png", "atomic_write_bytes", "read_image", "fit_size", "IMAGE_EXTENSIONS"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".mxf", ".ogv", ".gif")
 
 
@@ -163,6 +163,28 @@ class FrameSource:
             )
         self._cap_pos += 1
         return raw
+
+    def check_frames(self) -> None:
+        """Check every frame file of the range has the clip's size, reading headers only.
+
+        Run before any work, so a mixed-size folder is refused before a frame is written.
+        """
+        if self.kind == "video":
+            return
+        from PIL import Image, UnidentifiedImageError
+
+        for f in self._files[self.start - 1:self.end]:
+            try:
+                with Image.open(f) as im:
+                    size = im.size
+            except (OSError, UnidentifiedImageError):  # a format PIL does not know: decode it fully
+                raw = self._decode(self._files.index(f))
+                size = (raw.shape[1], raw.shape[0])
+            if size != self.native_size:
+                raise FlowstyleError(
+                    f"frame '{f}' is {size[0]}x{size[1]} but the clip is "
+                    f"{self.native_size[0]}x{self.native_size[1]}: all frames of a sequence must have one size"
+                )
 
     def read(self, k: int) -> Frame:
         """Frame ``k`` (0-based within the range) at working size."""

@@ -164,6 +164,8 @@ def stylize(
     from .keyframes import load_keyframes
 
     timeline = load_keyframes(settings, len(src), keyframes)
+    _check_styles(timeline)
+    src.check_frames()
     manifest_path = out / ".flowstyle" / "manifest.json"
     manifest = {}
     if resume and manifest_path.is_file():
@@ -177,6 +179,7 @@ def stylize(
                      _settings_key=json.dumps(settings.fingerprint() | {"keyframes": timeline.fingerprint()},
                                               sort_keys=True))
     with OutputLock(out):
+        _remove_stale_temps(out)
         try:
             if preview is not None:
                 _preview(ctx, timeline, preview)
@@ -193,6 +196,14 @@ def stylize(
             report.status = "ok"
         except Cancelled:
             report.status = "cancelled"
+        except MemoryError:
+            report.status = "failed"
+            raise FlowstyleError(_out_of_memory(src, device)) from None
+        except RuntimeError as exc:  # torch / onnxruntime allocation failures
+            report.status = "failed"
+            if "out of memory" in str(exc).lower() or "failed to allocate" in str(exc).lower():
+                raise FlowstyleError(_out_of_memory(src, device)) from None
+            raise
         except BaseException:
             report.status = "failed"
             raise
@@ -201,6 +212,32 @@ def stylize(
             if preview is None:
                 report.write(out)
     return report
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temp files left by a killed run (atomic writes that never reached their rename)."""
+    for folder in (out, out / ".flowstyle"):
+        for p in folder.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+
+
+def _out_of_memory(src: FrameSource, device: str) -> str:
+    side = max(src.size)
+    fit = max(64, int(side * 0.7) // 16 * 16)
+    return (f"out of memory stylizing {src.width}x{src.height} frames on {device}: "
+            f"use a smaller working size, e.g. --size {fit}")
+
+
+def _check_styles(timeline) -> None:
+    """Load every style image the run will use now, so a bad one fails before the first frame."""
+    from .stylize import _load_style_image
+
+    seen = set()
+    for refs in [timeline.base] + [k.styles for k in timeline.keys]:
+        for ref in refs:
+            if ref.image and ref.image not in seen:
+                seen.add(ref.image)
+                _load_style_image(ref.image)
 
 
 def _preview(ctx: RunContext, timeline, index: int) -> None:
