@@ -1,0 +1,194 @@
+"""Fault suite (DESIGN 8, issue 6): hostile inputs, kills, locks, and the source never touched."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+SIZE = "160"
+
+
+def fingerprint(path):
+    """Content hash and mtime of every file under path (or of the file)."""
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return {str(f): (hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_mtime_ns) for f in files if f.is_file()}
+
+
+def flowstyle(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "flowstyle", "stylize", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def outputs(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("frame_*.png"))}
+
+
+def leftovers(folder):
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.fixture
+def raft(data_dir):
+    return data_dir / "clips" / "sintel_raft_demo"
+
+
+def make_case(tmp_path, data_dir, case):
+    """Build one hostile input; returns (argv after 'stylize', expected message part)."""
+    clip = data_dir / "clips" / "middlebury_rubberwhale"
+    out = tmp_path / "out"
+    if case == "missing_video":
+        return [tmp_path / "gone.mp4", "--out", out], "does not exist"
+    if case == "corrupt_video":
+        bad = tmp_path / "bad.mp4"
+        bad.write_bytes(os.urandom(4096))
+        return [bad, "--out", out], "cannot read video"
+    if case == "truncated_video":
+        src = (data_dir / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4").read_bytes()
+        bad = tmp_path / "cut.mp4"
+        bad.write_bytes(src[: len(src) // 3])
+        return [bad, "--out", out], "cannot read video"
+    if case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        return [tmp_path / "empty", "--out", out], "holds no image frames"
+    if case == "mixed_sizes":
+        d = tmp_path / "mixed"
+        d.mkdir()
+        for i, p in enumerate(sorted(clip.glob("*.png"))[:4]):
+            img = cv2.imread(str(p))
+            cv2.imwrite(str(d / f"f{i}.png"), img if i != 3 else img[:100, :100])
+        return [d, "--out", out], "must have one size"
+    if case == "zero_range":
+        return [clip, "--out", out, "--frames", "4:3"], "empty"
+    if case == "range_outside":
+        return [clip, "--out", out, "--frames", "5:20"], "runs past the end"
+    if case == "unreadable_style":
+        bad = tmp_path / "style.jpg"
+        bad.write_bytes(b"this is not a jpeg")
+        return [clip, "--out", out, "--style", bad], "cannot read style image"
+    if case == "tiny_style":
+        tiny = tmp_path / "tiny.png"
+        cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+        return [clip, "--out", out, "--style", tiny], "too small to carry a style"
+    if case == "unwritable_out":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        return [clip, "--out", blocker / "sub"], "cannot write to output folder"
+    if case == "bad_keyframes":
+        kf = tmp_path / "k.json"
+        kf.write_text("{'keys': oops}")
+        return [clip, "--out", out, "--keyframes", kf], "not valid JSON"
+    raise AssertionError(case)
+
+
+CASES = ["missing_video", "corrupt_video", "truncated_video", "empty_folder", "mixed_sizes", "zero_range",
+         "range_outside", "unreadable_style", "tiny_style", "unwritable_out", "bad_keyframes"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_one_clear_line_nothing_written(tmp_path, data_dir, case):
+    argv, needle = make_case(tmp_path, data_dir, case)
+    before = fingerprint(data_dir / "clips")
+    style = [] if "--style" in map(str, argv) else ["--style", "builtin:2"]
+    proc = flowstyle(*argv, "--size", SIZE, *style)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert any(needle in l for l in lines) and len(lines) <= 2, lines  # the message, and the progress sink's nothing else
+    out = tmp_path / "out"
+    assert not out.exists() or not list(out.glob("frame_*.png"))
+    assert fingerprint(data_dir / "clips") == before
+
+
+def test_kill_at_random_points_then_resume_is_byte_identical(tmp_path, raft):
+    ref = tmp_path / "ref"
+    base = [raft, "--size", "320", "--style", "builtin:5"]
+    t = time.perf_counter()
+    assert flowstyle(*base, "--out", ref).returncode == 0
+    duration = time.perf_counter() - t
+    before = fingerprint(raft)
+    out = tmp_path / "killed"
+    rng = np.random.default_rng(7)
+    points = sorted(rng.uniform(0.25, 0.95, 6) * duration)  # spread over start-up, flow, stylize and write
+    for delay in points:
+        proc = subprocess.Popen([sys.executable, "-m", "flowstyle", "stylize", *map(str, base), "--out", str(out), "--resume"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for p in out.glob("frame_*.png"):  # whatever is there under a final name is a complete PNG
+            assert cv2.imread(str(p)) is not None, p
+    assert flowstyle(*base, "--out", out, "--resume").returncode == 0
+    assert outputs(out) == outputs(ref)
+    assert leftovers(out) == []
+    assert fingerprint(raft) == before
+
+
+def test_second_job_on_same_output_is_refused(tmp_path, data_dir):
+    cave = data_dir / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4"
+    out = tmp_path / "o"
+    first = subprocess.Popen([sys.executable, "-m", "flowstyle", "stylize", str(cave), "--out", str(out), "--size", SIZE,
+                              "--json-progress"], stderr=subprocess.PIPE, text=True)
+    for line in first.stderr:
+        if '"frame"' in line:
+            break
+    second = flowstyle(cave, "--out", out, "--size", SIZE)
+    assert second.returncode == 1 and "another flowstyle job" in second.stderr and "choose another --out" in second.stderr
+    first.stderr.read()
+    assert first.wait(timeout=300) == 0
+    assert len(list(out.glob("frame_*.png"))) == 50  # the first job was not disturbed
+
+
+def test_two_jobs_on_different_outputs_run_side_by_side(tmp_path, data_dir):
+    clip = data_dir / "clips" / "middlebury_rubberwhale"
+    procs = [subprocess.Popen([sys.executable, "-m", "flowstyle", "stylize", str(clip), "--out", str(tmp_path / n),
+                               "--size", SIZE, "--style", f"builtin:{i}"], stderr=subprocess.PIPE)
+             for i, n in enumerate(("a", "b"))]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert len(outputs(tmp_path / "a")) == len(outputs(tmp_path / "b")) == 8
+    assert outputs(tmp_path / "a") != outputs(tmp_path / "b")
+
+
+def test_stale_lock_of_a_dead_job_is_taken_over(tmp_path, data_dir):
+    out = tmp_path / "o"
+    (out / ".flowstyle").mkdir(parents=True)
+    (out / ".flowstyle" / "lock").write_text("999999")  # no such process
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", out, "--size", "96", "--frames", "1:2")
+    assert proc.returncode == 0 and not (out / ".flowstyle" / "lock").exists()
+
+
+def test_out_of_memory_names_a_size_that_fits(tmp_path, data_dir, monkeypatch):
+    import importlib
+
+    import flowstyle as fs
+    from flowstyle.errors import FlowstyleError
+
+    stylize_mod = importlib.import_module("flowstyle.stylize")  # the module, not the re-exported function
+
+    def boom(self, rgb):
+        raise MemoryError
+
+    monkeypatch.setattr(stylize_mod.MagentaStylizer, "__call__", boom)
+    with pytest.raises(FlowstyleError, match=r"out of memory stylizing 584x388 frames on cpu: use a smaller working size, e.g. --size \d+"):
+        fs.stylize(data_dir / "clips" / "middlebury_rubberwhale", "builtin:1", tmp_path, fs.Settings(size=None, device="cpu"))
+    assert not list(tmp_path.glob("frame_*.png"))
+
+
+def test_full_disk_is_one_clear_line(tmp_path, monkeypatch):
+    import errno
+
+    from flowstyle import frames
+    from flowstyle.errors import FlowstyleError
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(frames.os, "replace", full)
+    with pytest.raises(FlowstyleError, match="No space left on device; check the output folder is writable and has space"):
+        frames.write_png(tmp_path / "x.png", np.zeros((4, 4, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []  # the temp file went too
