@@ -49,8 +49,8 @@ def _pid_alive(pid: int) -> bool:
 class OutputLock:
     """One job per output folder: ``.flowstyle/lock`` made with O_EXCL; a dead owner's lock is taken over."""
 
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / ".flowstyle" / "lock"
+    def __init__(self, folder: Path, name: str = "lock"):
+        self.path = Path(folder) / ".flowstyle" / name
         self._held = False
 
     def __enter__(self) -> "OutputLock":

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowstyle", description="Temporally coherent neural style transfer for video.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("stylize", help="stylize a clip into a folder of frames")
+    s = argparse.ArgumentParser(add_help=False)  # options shared by stylize and stitch
     s.add_argument("input", help="video file, folder of frames, or printf pattern like shot_%%04d.png")
     s.add_argument("--style", action="append", default=[], metavar="STYLE",
                    help="style image path, PATH:WEIGHT, or builtin:N (0-25); repeat to blend (default: builtin:7)")
@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", metavar="DIR", help="flow cache folder (default: OUT/.flowstyle/flow)")
     s.add_argument("--debug", action="store_true", help="also write the flow masks to OUT/debug")
     s.add_argument("--json-progress", action="store_true", help="progress as JSON lines on stderr (for the add-on)")
+    d = s.add_argument_group("parallel runs (fast mode)")
+    d.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run chunks as Ray tasks: a local cluster without ADDRESS, else that cluster's address")
+    d.add_argument("--chunks", type=int, metavar="N", help="number of chunks (default: two per Ray worker)")
+    d.add_argument("--chunk", metavar="I/N", help="render-farm job: only chunk I of N; then run 'flowstyle stitch ... --chunks N'")
+    d.add_argument("--margin", type=int, default=8, help="lead-in frames before each chunk (default: 8)")
     q = s.add_argument_group("quality mode")
     q.add_argument("--content-weight", type=float, default=5.0, help="α (default: 5)")
     q.add_argument("--style-weight", type=float, default=100.0, help="β (default: 100)")
@@ -62,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--style-scale", type=float, default=1.0, help="size of the style image relative to the frame (default: 1)")
     q.add_argument("--keep-colors", action="store_true", help="transfer luminance only, keep the input's colours")
     q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sub.add_parser("stylize", parents=[s], help="stylize a clip into a folder of frames")
+    sub.add_parser("stitch", parents=[s], help="after farm chunk jobs (--chunk I/N): make the chunk boundaries consistent")
     return p
 
 
@@ -101,7 +109,7 @@ class _Progress:
                 from tqdm import tqdm
 
                 self._bar = tqdm(total=event["total"], unit="frame", desc="flowstyle", file=sys.stderr)
-            elif kind == "frame" and self._bar is not None:
+            elif kind == "frame" and self._bar is not None and not event.get("stitched"):
                 self._bar.update(1)
             elif kind in ("warning", "error"):
                 (self._bar.write if self._bar else lambda m: print(m, file=sys.stderr))(f"{kind}: {event['message']}")
@@ -125,8 +133,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .pipeline import stylize
 
         settings = _settings(args)
+        from .chunks import parse_chunk
+
+        if args.command == "stitch" and not args.chunks:
+            raise FlowstyleError("flowstyle stitch needs --chunks N, the N the chunk jobs used")
         report = stylize(args.input, None, args.out, settings, on_event=emit, cancel=cancelled.is_set,
-                         resume=args.resume, preview=args.preview, cache_dir=args.cache, debug=args.debug)
+                         resume=args.resume, preview=args.preview, cache_dir=args.cache, debug=args.debug,
+                         chunk=parse_chunk(args.chunk) if args.chunk else None, chunks=args.chunks,
+                         margin=args.margin, ray=args.ray, stitch=args.command == "stitch")
         status, code = report.status, report.return_code
         if not emit.json_lines and args.preview is None:
             summ = report.summary()

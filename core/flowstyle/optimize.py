@@ -435,7 +435,7 @@ def amp_agrees(objective: FrameObjective, x: torch.Tensor, dtype: torch.dtype, *
             v = objective.to_variable(x).detach().clone().requires_grad_(True)
             loss, _ = objective(v)
             (g,) = torch.autograd.grad(loss, v)
-            return float(loss), g.flatten().float()
+            return float(loss.detach()), g.flatten().float()
         finally:
             objective.amp_dtype = saved
 

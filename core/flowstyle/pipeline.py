@@ -4,6 +4,7 @@ frames in -> flow -> masks -> per-frame optimization with temporal terms -> fram
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -49,8 +50,10 @@ class RunContext:
     cancel: Callable[[], bool]
     resume: bool = False
     debug: bool = False
-    manifest: dict = field(default_factory=dict)
     _settings_key: str = ""
+
+    def _key_path(self, index: int) -> Path:
+        return self.out / ".flowstyle" / "keys" / f"{index:05d}.key"
 
     def check_cancel(self) -> None:
         if self.cancel():
@@ -66,7 +69,11 @@ class RunContext:
     def reusable(self, index: int, key: str) -> Optional[np.ndarray]:
         """The finished output of frame ``index`` (1-based) if ``--resume`` may keep it, else None."""
         path = self.out / frame_name(index)
-        if not self.resume or self.manifest.get(str(index)) != key or not path.is_file():
+        try:
+            stored = self._key_path(index).read_text()
+        except OSError:
+            return None
+        if not self.resume or stored != key or not path.is_file():
             return None
         try:
             rgb, _, _ = read_image(path, "earlier output")
@@ -81,8 +88,7 @@ class RunContext:
             t = time.perf_counter()
             write_png(path, rgb, frame.alpha, frame.bit_depth)
             self.report.add_time(index, "write", time.perf_counter() - t)
-            self.manifest[str(index)] = key
-            atomic_write_bytes(self.out / ".flowstyle" / "manifest.json", json.dumps(self.manifest).encode())
+            atomic_write_bytes(self._key_path(index), key.encode())  # after the frame: a key never vouches for a missing frame
         else:
             self.report.frame(index)["reused"] = True
         self.on_event({"event": "frame", "index": index, "path": str(path), "seconds": round(seconds, 4),
@@ -120,6 +126,12 @@ def stylize(
     cache_dir: Optional[Union[str, Path]] = None,
     debug: bool = False,
     keyframes: Optional[Union[str, Path, dict]] = None,
+    chunk: Optional[tuple[int, int]] = None,
+    chunks: Optional[int] = None,
+    margin: int = 8,
+    ray: Optional[str] = None,
+    stitch: bool = False,
+    _lock: bool = True,
 ) -> Report:
     """Stylize a clip without flicker (DESIGN 3).
 
@@ -137,6 +149,12 @@ def stylize(
         debug: also write the masks as images under ``out/debug``.
         keyframes: style keys and painted overrides (DESIGN 4.5), a JSON file or its parsed dict;
             default ``settings.keyframes``.
+        chunk: (I, N): run only chunk I of N (1-based) of the range, for render farms; frames keep
+            their numbers in the whole range; finish with ``stitch=True`` and the same N.
+        chunks: number of chunks (with ``ray`` or ``stitch``); default two per Ray worker.
+        margin: lead-in frames run before each chunk to warm its temporal state.
+        ray: run the chunks as Ray tasks: "" starts a local cluster, else a cluster address.
+        stitch: only re-solve the chunk boundaries of an N-chunk run (farm's last step).
 
     Returns:
         the run's :class:`Report` (also written as ``out/report.json``).
@@ -166,23 +184,41 @@ def stylize(
     timeline = load_keyframes(settings, len(src), keyframes)
     _check_styles(timeline)
     src.check_frames()
-    manifest_path = out / ".flowstyle" / "manifest.json"
-    manifest = {}
-    if resume and manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            manifest = {}
+    (out / ".flowstyle" / "keys").mkdir(parents=True, exist_ok=True)
     ctx = RunContext(source=src, settings=settings, out=out, device=device,
                      flows=FlowEstimator(settings.flow, cache), report=report, on_event=on_event,
-                     cancel=cancel, resume=resume, debug=debug, manifest=manifest,
+                     cancel=cancel, resume=resume, debug=debug,
                      _settings_key=json.dumps(settings.fingerprint() | {"keyframes": timeline.fingerprint()},
                                               sort_keys=True))
-    with OutputLock(out):
-        _remove_stale_temps(out)
+    parallel = chunk is not None or ray is not None or stitch
+    if parallel and settings.mode != "fast":
+        raise FlowstyleError("--ray, --chunk and stitch run fast mode; run quality mode in one process")
+    report_name = f"report-chunk-{chunk[0]}-of-{chunk[1]}.json" if chunk else ("report-stitch.json" if stitch else "report.json")
+    lock = OutputLock(out, f"lock-chunk-{chunk[0]}" if chunk else "lock") if _lock else contextlib.nullcontext()
+    with lock:
+        if _lock:
+            _remove_stale_temps(out)
         try:
             if preview is not None:
                 _preview(ctx, timeline, preview)
+            elif ray is not None:
+                from .distributed import run_distributed
+
+                on_event({"event": "start", "protocol": 1, "total": len(src)})
+                run_distributed(ctx, timeline, source=source, keyframes=keyframes, address=ray, chunks=chunks,
+                                margin=margin, cache_dir=cache_dir)
+            elif chunk is not None or stitch:
+                from .chunks import plan_chunks
+                from .fast import run_fast, stitch_chunks
+
+                plan = plan_chunks(len(src), chunk[1] if chunk else (chunks or 1), margin)
+                if chunk is not None:
+                    c = plan[chunk[0] - 1]
+                    on_event({"event": "start", "protocol": 1, "total": c.end - c.start + 1})
+                    run_fast(ctx, timeline, first=c.start, last=c.end, lead=c.lead)
+                else:
+                    on_event({"event": "start", "protocol": 1, "total": len(plan) - 1})
+                    stitch_chunks(ctx, timeline, plan, margin)
             else:
                 on_event({"event": "start", "protocol": 1, "total": len(src)})
                 if settings.mode == "fast":
@@ -210,13 +246,13 @@ def stylize(
         finally:
             src.close()
             if preview is None:
-                report.write(out)
+                report.write(out, report_name)
     return report
 
 
 def _remove_stale_temps(out: Path) -> None:
     """Temp files left by a killed run (atomic writes that never reached their rename)."""
-    for folder in (out, out / ".flowstyle"):
+    for folder in (out, out / ".flowstyle", out / ".flowstyle" / "keys"):
         for p in folder.glob(".*.tmp"):
             p.unlink(missing_ok=True)
 

@@ -174,8 +174,8 @@ def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Seque
     kind = s.init_first if first else s.init
     t, flow0 = time.perf_counter(), ctx.flows.seconds
     use_loss = s.temporal_weight > 0 and not first
-    temporal, warped, _ = tie(ctx, stylist, frame, content, neighbours if not first else (), loss=use_loss,
-                              flows_out=flows_out)
+    tied = neighbours if use_loss or kind == "prev-warped" else ()
+    temporal, warped, _ = tie(ctx, stylist, frame, content, tied, loss=use_loss, flows_out=flows_out)
     flow_s = ctx.flows.seconds - flow0
     rep.add_time(index, "flow", flow_s)
     rep.add_time(index, "temporal", time.perf_counter() - t - flow_s)

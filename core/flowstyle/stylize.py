@@ -6,6 +6,7 @@ vector, and a transformer that works at 384 px). Arrays in, arrays out: (H, W, 3
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -87,7 +88,7 @@ class MagentaStylizer:
 
         self._model_dir = Path(MODEL_DIR)
         self._providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        self._threads = threads
+        self._threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None  # Ray sets it per task
         self._sessions: dict = {}
         self._vectors: dict[str, np.ndarray] = {}  # style image path -> style vector, computed once
         self.styles: tuple[StyleRef, ...] = ()
