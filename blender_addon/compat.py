@@ -13,6 +13,7 @@ import contextlib
 import bpy
 
 __all__ = [
+    "BLEND_RELATIVE_PATH",
     "strip_type",
     "sequencer_scene",
     "active_strip",
@@ -24,6 +25,14 @@ __all__ = [
     "is_rendering",
     "set_status",
 ]
+
+
+BLEND_RELATIVE_PATH = (
+    {'PATH_SUPPORTS_BLEND_RELATIVE'}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+    else set()
+)
+"""``options`` for path properties that may start with ``//`` (5.0 warns without it)."""
 
 
 def strip_type() -> type:

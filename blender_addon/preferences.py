@@ -1,7 +1,5 @@
 """Add-on preferences: where the engine lives, device, weights, cache folder, defaults (DESIGN 5)."""
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

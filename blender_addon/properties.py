@@ -5,8 +5,6 @@ has ``min``/``max`` where it is a number, so Blender clamps on assignment and an
 out-of-range value never reaches the engine.
 """
 
-from __future__ import annotations
-
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -53,7 +51,7 @@ class FLOWSTYLE_PG_style(PropertyGroup):
     builtin: IntProperty(name="Built-in Style", description="Index of the shipped style (0-25)",
                          min=0, max=BUILTIN_COUNT - 1, default=0)
     image: StringProperty(name="Style Image", description="Painting or picture to take the style from",
-                          subtype='FILE_PATH')
+                          subtype='FILE_PATH', options=compat.BLEND_RELATIVE_PATH)
     weight: FloatProperty(name="Weight", description="Share of this style in the blend (weights are normalized)",
                           min=0.0, max=100.0, soft_max=1.0, default=1.0)
 
@@ -80,7 +78,7 @@ class FLOWSTYLE_PG_keyframe(PropertyGroup):
                          min=0, max=BUILTIN_COUNT - 1, default=0)
     image: StringProperty(name="Image",
                           description="Style image (style key) or the painted frame (painted override)",
-                          subtype='FILE_PATH')
+                          subtype='FILE_PATH', options=compat.BLEND_RELATIVE_PATH)
     interpolation: EnumProperty(
         name="Interpolation", description="How the style changes from this key to the next",
         items=(
@@ -120,7 +118,7 @@ class FLOWSTYLE_PG_strip_settings(PropertyGroup):
     source_name: StringProperty(name="Source Strip", description="The strip this result or preview was made from")
     result_name: StringProperty(name="Result Strip", description="The stylized strip made from this one")
     output_dir: StringProperty(name="Output", description="Folder holding the stylized frames of the last run",
-                               subtype='DIR_PATH')
+                               subtype='DIR_PATH', options=compat.BLEND_RELATIVE_PATH)
 
     styles: CollectionProperty(type=FLOWSTYLE_PG_style, name="Styles")
     active_style: IntProperty(name="Active Style", min=0, default=0)
@@ -143,7 +141,6 @@ class FLOWSTYLE_PG_strip_settings(PropertyGroup):
         items=(
             ('DIS', "DIS", "OpenCV DIS: fast and good (default)"),
             ('DEEPFLOW', "DeepFlow", "OpenCV DeepFlow: the papers' choice, slower"),
-            ('RAFT', "RAFT", "torchvision RAFT: best, needs its weights"),
         ),
         default='DIS',
     )
@@ -163,6 +160,11 @@ class FLOWSTYLE_PG_strip_settings(PropertyGroup):
         ),
         default='DEFAULT',
     )
+    content_weight: FloatProperty(name="Content Weight",
+                                  description="How much each frame keeps its content (quality mode)",
+                                  min=0.0, max=1e6, soft_max=100.0, default=5.0)
+    style_weight: FloatProperty(name="Style Weight", description="How strongly the style applies (quality mode)",
+                                min=0.0, max=1e6, soft_max=1000.0, default=100.0)
     passes: IntProperty(name="Passes", description="Forward/backward passes (quality mode); 0 = mode default",
                         min=0, max=50, default=0)
 

@@ -68,6 +68,9 @@ class JobSpec:
     passes: int | None = None
     keyframes: str | None = None
     device: str | None = None
+    content_weight: float | None = None  # quality mode
+    style_weight: float | None = None  # quality mode
+    vgg_weights: str | None = None  # quality mode: local VGG-19 file
     resume: bool = False
     preview: int | None = None  # 1-based within ``frames``
     extra_args: tuple[str, ...] = ()
@@ -108,6 +111,12 @@ def build_args(engine_python: str, spec: JobSpec) -> list[str]:
         args += ["--keyframes", spec.keyframes]
     if spec.device is not None:
         args += ["--device", spec.device]
+    if spec.content_weight is not None:
+        args += ["--content-weight", format_weight(spec.content_weight)]
+    if spec.style_weight is not None:
+        args += ["--style-weight", format_weight(spec.style_weight)]
+    if spec.vgg_weights is not None:
+        args += ["--vgg-weights", spec.vgg_weights]
     if spec.resume:
         args.append("--resume")
     if spec.preview is not None:
@@ -139,7 +148,7 @@ class _CancelState:
     killed: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class EngineProcess:
     """One engine subprocess, its reader threads and its event queue.
 
@@ -318,7 +327,10 @@ class EngineProcess:
             how = f"was stopped by signal {-returncode}"
         else:
             how = f"exited with code {returncode}"
-        return f"flowstyle engine {how} without finishing ({detail})"
+        hint = ""
+        if "No module named" in detail or "ImportError" in detail:
+            hint = ": its environment is incomplete, run 'python install.py' again"
+        return f"flowstyle engine {how} without finishing ({detail}){hint}"
 
     # -- cancel -------------------------------------------------------------------------
 

@@ -5,13 +5,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-CLIPS = {
-    "sintel_raft_demo": DATA / "clips" / "sintel_raft_demo",
-    "middlebury_rubberwhale": DATA / "clips" / "middlebury_rubberwhale",
-    "sintel_cave_2": DATA / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4",
-}
+from shared_data import CLIPS, DATA
 
 
 @pytest.fixture

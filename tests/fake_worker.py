@@ -14,7 +14,9 @@ events), ``bad-protocol`` (start event with protocol 99), ``user-error`` (one er
 Like the engine, SIGINT only sets a flag; the frame being written is finished (written to a
 temp file and renamed), then it emits ``{"event":"done","status":"cancelled"}`` and exits 130.
 Frames are real PNGs of a solid colour, ``--size`` pixels wide, so Blender can load them.
-The same file serves as ``python -m flowstyle`` for the add-on tests (``flowstyle_shim``).
+The same file serves as ``python -m flowstyle`` for the add-on tests (a shim package on
+PYTHONPATH runs it); FAKE_WORKER_DELAY / FAKE_WORKER_WRITE_DELAY / FAKE_WORKER_SCENARIO
+set the ``--fake-*`` defaults there.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mode", choices=["fast", "quality"])
     p.add_argument("--frames")
     p.add_argument("--size", type=int, default=64)
+    p.add_argument("--content-weight", type=float)
+    p.add_argument("--style-weight", type=float)
+    p.add_argument("--vgg-weights")
     p.add_argument("--flow", choices=["dis", "deepflow", "raft"])
     p.add_argument("--temporal-weight", type=float)
     p.add_argument("--long-term")
@@ -85,10 +90,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--preview", type=int)
     p.add_argument("--json-progress", action="store_true")
+    # Defaults come from the environment too, so tests that go through the add-on can script it.
+    env = os.environ.get
     p.add_argument("--fake-total", type=int, default=None)
-    p.add_argument("--fake-delay", type=float, default=0.05)
-    p.add_argument("--fake-write-delay", type=float, default=0.0)
-    p.add_argument("--fake-scenario", default="ok")
+    p.add_argument("--fake-delay", type=float, default=float(env("FAKE_WORKER_DELAY", "0.02")))
+    p.add_argument("--fake-write-delay", type=float, default=float(env("FAKE_WORKER_WRITE_DELAY", "0")))
+    p.add_argument("--fake-scenario", default=env("FAKE_WORKER_SCENARIO", "ok"))
     return parser.parse_args(argv)
 
 
@@ -108,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.frames:
         start, end = (int(v) for v in args.frames.split(":"))
+    elif os.path.isdir(args.input):
+        start, end = 1, len([n for n in os.listdir(args.input) if not n.startswith(".")])
     else:
         start, end = 1, args.fake_total or 6
     total = end - start + 1 if args.fake_total is None else args.fake_total
     os.makedirs(args.out, exist_ok=True)
-    width = max(8, args.size)
-    height = max(8, args.size * 9 // 16)
+    width = max(8, args.size or 64)
+    height = max(8, width * 9 // 16)
 
     emit(event="start", protocol=99 if scenario == "bad-protocol" else 1, total=total)
     if args.preview is not None:

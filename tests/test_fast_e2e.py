@@ -26,7 +26,7 @@ def cli(*args, check=True):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Per-frame and fast-mode runs of every shared clip, made once for the module."""
-    from conftest import CLIPS, DATA
+    from shared_data import CLIPS, DATA
 
     if not DATA.is_dir():
         pytest.skip(f"real test material not found at {DATA}")
@@ -68,7 +68,7 @@ def test_fast_mode_cuts_warping_error_on_every_clip(runs, name):
 @pytest.mark.parametrize("name", ["sintel_raft_demo", "sintel_cave_2"])
 def test_fast_mode_keeps_the_style(runs, name):
     """The output stays stylized: far from the input, close to the per-frame stylization."""
-    from conftest import CLIPS
+    from shared_data import CLIPS
     from flowstyle.frames import open_source
 
     src = open_source(CLIPS[name], max_side=SIZE)

@@ -25,7 +25,7 @@ def frames_of(folder):
 
 @pytest.fixture(scope="module")
 def cave(tmp_path_factory):
-    from conftest import DATA
+    from shared_data import DATA
 
     clip = DATA / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4"
     if not clip.is_file():

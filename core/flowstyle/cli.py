@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -154,6 +155,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         emit({"event": "error", "message": "out of memory: use a smaller --size"})
     except KeyboardInterrupt:
         status, code = "cancelled", EXIT_CANCELLED
+    except Exception as exc:  # a bug, not the user's doing: one line, and still a well-formed stream
+        emit({"event": "error", "message": f"internal error: {type(exc).__name__}: {exc} (please report it with report.json)"})
+        if os.environ.get("FLOWSTYLE_DEBUG"):
+            raise
     finally:
         signal.signal(signal.SIGINT, old)
     emit({"event": "done", "status": status})

@@ -200,6 +200,7 @@ def stylize(
             _remove_stale_temps(out)
         try:
             if preview is not None:
+                on_event({"event": "start", "protocol": 1, "total": 1})
                 _preview(ctx, timeline, preview)
             elif ray is not None:
                 from .distributed import run_distributed

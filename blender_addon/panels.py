@@ -1,0 +1,198 @@
+"""Sidebar panels in the Sequencer (Flowstyle tab) for the active strip; layout only."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.types import Panel, UIList
+
+from . import compat, jobs, planning, preferences, results
+
+__all__ = ["FLOWSTYLE_UL_styles", "FLOWSTYLE_UL_keyframes", "FLOWSTYLE_PT_strip", "FLOWSTYLE_PT_advanced",
+           "FLOWSTYLE_PT_keyframes"]
+
+
+def _style_label(item) -> str:
+    if item.source == 'BUILTIN':
+        return f"Built-in {item.builtin}"
+    return bpy.path.basename(item.image) or "(no image)"
+
+
+class FLOWSTYLE_UL_styles(UIList):
+    """The styles blended on a strip."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.label(text=_style_label(item), icon='BRUSH_DATA' if item.source == 'BUILTIN' else 'IMAGE_DATA')
+        row.prop(item, "weight", text="", emboss=False)
+
+
+class FLOWSTYLE_UL_keyframes(UIList):
+    """Style keys and painted overrides of a strip."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row()
+        if item.kind == 'STYLE':
+            row.label(text=f"Frame {item.frame}: {_style_label(item)}", icon='KEYFRAME')
+            row.label(text=item.interpolation.title())
+        else:
+            row.label(text=f"Frame {item.frame}: {bpy.path.basename(item.image) or '(no image)'}", icon='BRUSH_DATA')
+
+
+class _FlowstylePanel:
+    bl_space_type = 'SEQUENCE_EDITOR'
+    bl_region_type = 'UI'
+    bl_category = "Flowstyle"
+
+    @classmethod
+    def poll(cls, context):
+        strip = compat.active_strip(context)
+        return strip is not None and strip.type in planning.SUPPORTED_TYPES
+
+
+class _SourcePanel(_FlowstylePanel):
+    @classmethod
+    def poll(cls, context):
+        return super().poll(context) and compat.active_strip(context).flowstyle.role == 'SOURCE'
+
+
+class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
+    bl_label = "Flowstyle"
+
+    def draw_header(self, context):
+        settings = compat.active_strip(context).flowstyle
+        if settings.role == 'SOURCE':
+            self.layout.prop(settings, "enabled", text="")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        strip = compat.active_strip(context)
+        settings = strip.flowstyle
+        if settings.role != 'SOURCE':
+            what = "Stylized copy" if settings.role == 'RESULT' else "Preview"
+            layout.label(text=f"{what} of '{settings.source_name}'", icon='INFO')
+            layout.operator("flowstyle.remove_result", icon='TRASH')
+            return
+
+        layout.label(text="Styles")
+        row = layout.row()
+        row.template_list("FLOWSTYLE_UL_styles", "", settings, "styles", settings, "active_style", rows=2)
+        side = row.column(align=True)
+        side.operator("flowstyle.style_add", icon='ADD', text="")
+        side.operator("flowstyle.style_remove", icon='REMOVE', text="")
+        if 0 <= settings.active_style < len(settings.styles):
+            style = settings.styles[settings.active_style]
+            col = layout.column()
+            col.prop(style, "source")
+            col.prop(style, "builtin" if style.source == 'BUILTIN' else "image")
+            col.prop(style, "weight")
+
+        col = layout.column()
+        col.prop(settings, "mode")
+        col.prop(settings, "use_source_size")
+        sub = col.column()
+        sub.active = not settings.use_source_size
+        sub.prop(settings, "size")
+
+        scene = compat.sequencer_scene(context)
+        job = jobs.find(scene.name, strip.name)
+        layout.use_property_split = False
+        row = layout.row(align=True)
+        row.operator("flowstyle.preview_frame", icon='IMAGE_DATA')
+        row.operator("flowstyle.stylize_strip", icon='RENDER_ANIMATION')
+        row = layout.row(align=True)
+        row.operator("flowstyle.update", icon='FILE_REFRESH')
+        row.operator("flowstyle.remove_result", icon='TRASH')
+        if job is not None:
+            row = layout.row(align=True)
+            if hasattr(row, "progress"):
+                row.progress(factor=job.progress, type='BAR', text=job.status_line())
+            else:
+                row.label(text=job.status_line())
+            row.operator("flowstyle.cancel", icon='CANCEL', text="")
+        elif settings.status:
+            layout.label(text=settings.status)
+        result = results.result_strip(scene.sequence_editor, strip)
+        if result is not None:
+            layout.label(text=f"Result: '{result.name}' in channel {result.channel}", icon='SEQ_STRIP_DUPLICATE')
+
+
+class FLOWSTYLE_PT_advanced(_SourcePanel, Panel):
+    bl_label = "Advanced"
+    bl_parent_id = "FLOWSTYLE_PT_strip"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = compat.active_strip(context).flowstyle
+        layout.prop(settings, "flow")
+        layout.prop(settings, "long_term")
+        layout.prop(settings, "passes")
+        quality = layout.column()
+        quality.active = settings.mode == 'QUALITY' or (
+            settings.mode == 'DEFAULT' and preferences.get(context).default_mode == 'QUALITY')
+        quality.prop(settings, "content_weight")
+        quality.prop(settings, "style_weight")
+        layout.prop(settings, "use_temporal_weight")
+        sub = layout.column()
+        sub.active = settings.use_temporal_weight
+        sub.prop(settings, "temporal_weight")
+
+
+class FLOWSTYLE_PT_keyframes(_SourcePanel, Panel):
+    bl_label = "Keyframes"
+    bl_parent_id = "FLOWSTYLE_PT_strip"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        strip = compat.active_strip(context)
+        settings = strip.flowstyle
+        row = layout.row(align=True)
+        row.operator("flowstyle.keyframe_add", text="Style Key", icon='KEYFRAME').kind = 'STYLE'
+        row.operator("flowstyle.keyframe_add", text="Painted Override", icon='BRUSH_DATA').kind = 'OVERRIDE'
+        row = layout.row()
+        row.template_list("FLOWSTYLE_UL_keyframes", "", settings, "keyframes", settings, "active_keyframe", rows=2)
+        row.operator("flowstyle.keyframe_remove", icon='REMOVE', text="")
+        if not 0 <= settings.active_keyframe < len(settings.keyframes):
+            return
+        key = settings.keyframes[settings.active_keyframe]
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(key, "kind")
+        col.prop(key, "frame")
+        try:
+            col.label(text=f"Timeline frame {planning.frame_map(strip).timeline_frame(key.frame)}")
+        except planning.PlanError:
+            pass
+        if key.kind == 'OVERRIDE':
+            col.prop(key, "image", text="Painted Image")
+            return
+        col.prop(key, "source")
+        col.prop(key, "builtin" if key.source == 'BUILTIN' else "image")
+        col.prop(key, "interpolation")
+        row = col.row(heading="Style Weight")
+        row.prop(key, "use_style_weight", text="")
+        sub = row.row()
+        sub.active = key.use_style_weight
+        sub.prop(key, "style_weight", text="")
+        row = col.row(heading="Temporal Weight")
+        row.prop(key, "use_temporal_weight", text="")
+        sub = row.row()
+        sub.active = key.use_temporal_weight
+        sub.prop(key, "temporal_weight", text="")
+
+
+classes = (
+    FLOWSTYLE_UL_styles,
+    FLOWSTYLE_UL_keyframes,
+    FLOWSTYLE_PT_strip,
+    FLOWSTYLE_PT_advanced,
+    FLOWSTYLE_PT_keyframes,
+)
+
+register, unregister = bpy.utils.register_classes_factory(classes)
