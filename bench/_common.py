@@ -30,3 +30,10 @@ def table(rows: list[dict], title: str = "") -> str:
     lines.append("  ".join("-" * width[c] for c in cols))
     lines += ["  ".join(fmt(r.get(c, "")).ljust(width[c]) for c in cols) for r in rows]
     return "\n".join(lines)
+
+
+def frames_of(folder) -> list:
+    """The output frames of a run, in order, as (H, W, 3) float arrays."""
+    from flowstyle.frames import read_image
+
+    return [read_image(p)[0] for p in sorted(Path(folder).glob("frame_*.png"))]

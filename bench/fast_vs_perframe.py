@@ -19,9 +19,8 @@ import dataclasses
 import cv2
 import numpy as np
 
-from _common import CLIPS, REPO, require_data, table
+from _common import CLIPS, REPO, frames_of, require_data, table
 import flowstyle
-from flowstyle.frames import read_image
 from flowstyle.metrics import sharpness, style_drift
 from flowstyle.stylize import MagentaStylizer, parse_style
 
@@ -29,8 +28,7 @@ from flowstyle.stylize import MagentaStylizer, parse_style
 def run(clip: Path, out: Path, settings: flowstyle.Settings) -> tuple[dict, list[np.ndarray]]:
     shutil.rmtree(out, ignore_errors=True)
     report = flowstyle.stylize(clip, None, out, settings)
-    imgs = [read_image(p)[0] for p in sorted(out.glob("frame_*.png"))]
-    return report.summary(), imgs
+    return report.summary(), frames_of(out)
 
 
 def contact_sheet(per_frame: list, fast: list, path: Path) -> None:

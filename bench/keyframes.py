@@ -20,16 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import CLIPS, REPO, require_data, table
+from _common import CLIPS, REPO, frames_of, require_data, table
 import flowstyle
 from flowstyle.frames import open_source, read_image, write_png
 from flowstyle.stylize import MagentaStylizer, StyleRef
 
 A, B, PAINT = 3, 18, 12
-
-
-def frames_of(folder: Path) -> list[np.ndarray]:
-    return [read_image(p)[0] for p in sorted(folder.glob("frame_*.png"))]
 
 
 def main() -> None:

@@ -17,14 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATA, require_data, table
+from _common import DATA, frames_of, require_data, table
 import flowstyle
 from flowstyle.chunks import plan_chunks
-from flowstyle.frames import read_image
-
-
-def frames_of(folder: Path) -> list[np.ndarray]:
-    return [read_image(p)[0] for p in sorted(folder.glob("frame_*.png"))]
 
 
 def main() -> None:

@@ -64,3 +64,30 @@ def test_read_flo_rejects_other_files(tmp_path):
     p.write_bytes(b"not a flow file")
     with pytest.raises(FlowstyleError, match="not a .flo file"):
         read_flo(p)
+
+
+def test_raft_local_weights_and_clear_error_without_them(tmp_path, monkeypatch):
+    import torch
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    path = tmp_path / "raft_small.pth"
+    torch.save(raft_small(weights=None).state_dict(), path)
+    img = textured(64, 72)
+    f = flow_backend("raft", weights=str(path))(img, np.roll(img, 2, axis=1))
+    assert f.shape == (64, 72, 2) and np.isfinite(f).all()  # random weights: mechanics only
+
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(FlowstyleError, match="not a torchvision RAFT state dict"):
+        flow_backend("raft", weights=str(bad))
+
+    import torchvision.models.optical_flow.raft as raft_mod
+
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(raft_mod, "raft_large", offline)
+    monkeypatch.setattr("torchvision.models.optical_flow.raft_large", offline)
+    with pytest.raises(FlowstyleError, match="cannot download the RAFT weights .* --raft-weights"):
+        flow_backend("raft")

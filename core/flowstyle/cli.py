@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", metavar="START:END", help="1-based inclusive range in the input's own order (default: all)")
     s.add_argument("--size", type=int, default=1024, metavar="MAX_SIDE",
                    help="working size, longest side in pixels, never upscaled (default: 1024; 0 keeps the input's)")
-    s.add_argument("--flow", choices=("dis", "dis-fast", "deepflow"),
+    s.add_argument("--flow", choices=("dis", "dis-fast", "deepflow", "raft"),
                    help="optical flow backend (default: dis-fast in fast mode, dis in quality mode)")
+    s.add_argument("--raft-weights", metavar="PATH", help="local torchvision RAFT state dict for --flow raft (default: download)")
     s.add_argument("--temporal-weight", type=float, metavar="G",
                    help="weight of the temporal term; 0 = per-frame stylization (default: 1 fast, 1000 quality)")
     s.add_argument("--long-term", metavar="1,2,4", help="earlier frames tied by the temporal term (default: 1 fast, 1,2,4 quality)")
@@ -83,7 +84,7 @@ def _settings(args):
         styles=styles, mode=args.mode, frames=parse_range(args.frames) if args.frames else None,
         size=args.size or None, flow=args.flow, temporal_weight=args.temporal_weight,
         long_term=parse_offsets(args.long_term) if args.long_term else None, passes=args.passes,
-        mask=args.mask, device=args.device, keyframes=args.keyframes, solver=args.solver,
+        mask=args.mask, device=args.device, raft_weights=args.raft_weights, keyframes=args.keyframes, solver=args.solver,
         content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
         iterations=args.iterations, iterations_first=args.iterations_first, optimizer=args.optimizer,
         init=args.init, vgg_weights=args.vgg_weights, style_scale=args.style_scale,

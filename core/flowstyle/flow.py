@@ -42,14 +42,61 @@ def _deepflow() -> FlowFn:
     return lambda a, b: df.calc(_gray8(a), _gray8(b), None)
 
 
-FLOW_BACKENDS: dict[str, Callable[[], FlowFn]] = {"dis": _dis, "dis-fast": _dis_fast, "deepflow": _deepflow}
+def _raft(*, device: str = "cpu", weights: Optional[str] = None) -> FlowFn:
+    """torchvision RAFT (Teed & Deng 2020): ``raft_large`` with torchvision's download, or a local
+    torchvision-format state dict of ``raft_large`` or ``raft_small`` (loaded ``weights_only``).
+
+    Frames are padded (replicate) to a multiple of 8 and at least 128 px, and the flow cropped back.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torchvision.models.optical_flow import Raft_Large_Weights, raft_large, raft_small
+
+    if weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise FlowstyleError(f"RAFT weights '{path}' not found: give a torchvision raft_large/raft_small state dict")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for build in (raft_large, raft_small):
+            model = build(weights=None)
+            if set(model.state_dict()) == set(state):
+                model.load_state_dict(state)
+                break
+        else:
+            raise FlowstyleError(f"'{path}' is not a torchvision RAFT state dict (its keys match neither raft_large nor raft_small)")
+    else:
+        try:
+            model = raft_large(weights=Raft_Large_Weights.DEFAULT, progress=False)
+        except Exception as exc:  # no network, proxy, disk full ...
+            raise FlowstyleError(
+                f"cannot download the RAFT weights ({type(exc).__name__}): connect to the internet once, "
+                "or pass a local file with --raft-weights, or use --flow dis"
+            ) from None
+    model = model.eval().to(device)
+
+    @torch.no_grad()
+    def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        h, w = a.shape[:2]
+        ph, pw = max(128 - h, (-h) % 8), max(128 - w, (-w) % 8)  # multiples of 8, at least 128 (RAFT's pyramid)
+        t = [F.pad(torch.from_numpy(x).permute(2, 0, 1)[None].to(device) * 2 - 1, (0, pw, 0, ph), mode="replicate")
+             for x in (a, b)]
+        flow = model(t[0], t[1])[-1][0, :, :h, :w]  # (2, H, W), last refinement
+        return flow.permute(1, 2, 0).float().cpu().numpy()
+
+    return run
 
 
-def flow_backend(name: str) -> FlowFn:
-    """Build a flow function ``(rgb_a, rgb_b) -> (H, W, 2) float32`` flow a -> b by backend name."""
+FLOW_BACKENDS: dict[str, Callable[..., FlowFn]] = {"dis": _dis, "dis-fast": _dis_fast, "deepflow": _deepflow, "raft": _raft}
+
+
+def flow_backend(name: str, **options) -> FlowFn:
+    """Build a flow function ``(rgb_a, rgb_b) -> (H, W, 2) float32`` flow a -> b by backend name.
+
+    ``options`` go to backends that take them (RAFT: ``device``, ``weights``).
+    """
     if name not in FLOW_BACKENDS:
         raise FlowstyleError(f"unknown flow backend '{name}': choose one of {', '.join(sorted(FLOW_BACKENDS))}")
-    return FLOW_BACKENDS[name]()
+    return FLOW_BACKENDS[name](**options) if name == "raft" else FLOW_BACKENDS[name]()
 
 
 class FlowCache:
@@ -92,9 +139,9 @@ class FlowEstimator:
     channel 0 = dx.
     """
 
-    def __init__(self, backend: str = "dis", cache: Optional[FlowCache] = None):
+    def __init__(self, backend: str = "dis", cache: Optional[FlowCache] = None, **options):
         self.backend = backend
-        self._fn = flow_backend(backend)
+        self._fn = flow_backend(backend, **options)
         self.cache = cache or FlowCache(None)
         self.seconds = 0.0  # time spent in flow(), cache reads included
 

@@ -186,7 +186,8 @@ def stylize(
     src.check_frames()
     (out / ".flowstyle" / "keys").mkdir(parents=True, exist_ok=True)
     ctx = RunContext(source=src, settings=settings, out=out, device=device,
-                     flows=FlowEstimator(settings.flow, cache), report=report, on_event=on_event,
+                     flows=FlowEstimator(settings.flow, cache, **({"device": device, "weights": settings.raft_weights}
+                                                                 if settings.flow == "raft" else {})), report=report, on_event=on_event,
                      cancel=cancel, resume=resume, debug=debug,
                      _settings_key=json.dumps(settings.fingerprint() | {"keyframes": timeline.fingerprint()},
                                               sort_keys=True))

@@ -29,7 +29,8 @@ class Settings:
     mode: str = "fast"
     frames: Optional[tuple[int, int]] = None  # 1-based inclusive
     size: Optional[int] = 1024  # working size, longest side; None keeps the input's
-    flow: Optional[str] = None  # dis | dis-fast | deepflow; None: dis-fast (fast mode), dis (quality)
+    flow: Optional[str] = None  # dis | dis-fast | deepflow | raft; None: dis-fast (fast mode), dis (quality)
+    raft_weights: Optional[str] = None  # local torchvision RAFT state dict (default: torchvision's download)
     temporal_weight: Optional[float] = None  # γ; 0 turns temporal terms off (per-frame stylization)
     long_term: Optional[tuple[int, ...]] = None  # J
     passes: Optional[int] = None
