@@ -6,7 +6,7 @@ Per clip: seconds per frame of each (stylize + flow + temporal + decode + write;
 measuring step excluded) and their ratio; warping error of each (engine flow, Lai et al.) and
 their ratio; mean gradient magnitude (sharpness) ratio; style drift of the fast mode (DESIGN 7).
 Bars: warping error <= 0.5x, sharpness >= 0.9x, drift <= 1.25, time <= 1.5x.
-Also writes a contact sheet per clip (start / middle / end; per-frame above, fast mode below).
+Also writes a labelled contact sheet per clip (start / middle / end; per-frame above, fast mode below).
 """
 from __future__ import annotations
 
@@ -33,8 +33,15 @@ def run(clip: Path, out: Path, settings: flowstyle.Settings) -> tuple[dict, list
 
 def contact_sheet(per_frame: list, fast: list, path: Path) -> None:
     picks = sorted({0, len(per_frame) // 2, len(per_frame) - 1})
-    rows = [np.concatenate([imgs[i] for i in picks], axis=1) for imgs in (per_frame, fast)]
-    sheet = (np.concatenate(rows, axis=0) * 255).astype(np.uint8)
+    rows = []
+    for label, imgs in (("per-frame", per_frame), ("flowstyle fast", fast)):
+        row = (np.concatenate([imgs[i] for i in picks], axis=1) * 255).astype(np.uint8).copy()
+        for j, i in enumerate(picks):
+            x = j * imgs[0].shape[1] + 8
+            cv2.putText(row, f"{label}, frame {i + 1}", (x, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 3)
+            cv2.putText(row, f"{label}, frame {i + 1}", (x, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 1)
+        rows.append(row)
+    sheet = np.concatenate(rows, axis=0)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
