@@ -132,16 +132,19 @@ def test_kill_at_random_points_then_resume_is_byte_identical(tmp_path, raft):
 def test_second_job_on_same_output_is_refused(tmp_path, data_dir):
     cave = data_dir / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4"
     out = tmp_path / "o"
-    first = subprocess.Popen([sys.executable, "-m", "flowstyle", "stylize", str(cave), "--out", str(out), "--size", SIZE,
-                              "--json-progress"], stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "-m", "flowstyle", "stylize", str(cave), "--out", str(out), "--size", "1024",
+                              "--json-progress"], stderr=subprocess.PIPE, text=True)  # full size: it runs long enough
     for line in first.stderr:
         if '"frame"' in line:
             break
     second = flowstyle(cave, "--out", out, "--size", SIZE)
     assert second.returncode == 1 and "another flowstyle job" in second.stderr and "choose another --out" in second.stderr
+    assert first.poll() is None, "the first job finished before the second started: the test proves nothing"
+    first.send_signal(signal.SIGINT)
     first.stderr.read()
-    assert first.wait(timeout=300) == 0
-    assert len(list(out.glob("frame_*.png"))) == 50  # the first job was not disturbed
+    assert first.wait(timeout=120) == 130
+    frames = sorted(out.glob("frame_*.png"))
+    assert frames and all(cv2.imread(str(p)).shape == (436, 1024, 3) for p in frames)  # the first job's, undisturbed
 
 
 def test_two_jobs_on_different_outputs_run_side_by_side(tmp_path, data_dir):
