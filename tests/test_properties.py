@@ -68,5 +68,8 @@ def test_agreeing_translation_is_reliable_where_it_stays_inside(hw, dx, dy):
     fw[:, 0], fw[:, 1], bw[:, 0], bw[:, 1] = dx, dy, -dx, -dy
     m = consistency_mask(fw, bw)[0, 0]
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    inside = (xs - dx >= 0) & (xs - dx <= w - 1) & (ys - dy >= 0) & (ys - dy <= h - 1)
-    assert torch.equal(m.bool(), inside)
+    sx, sy = xs - dx, ys - dy  # where each pixel comes from in frame i-1
+    eps = 1e-3  # float32 rounding decides the pixels exactly on the border: skip those
+    inside = (sx >= eps) & (sx <= w - 1 - eps) & (sy >= eps) & (sy <= h - 1 - eps)
+    outside = (sx < -eps) | (sx > w - 1 + eps) | (sy < -eps) | (sy > h - 1 + eps)
+    assert torch.all(m[inside] == 1) and torch.all(m[outside] == 0)
