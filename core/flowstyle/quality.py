@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ._utils import quantize
 from .errors import FlowstyleError
+from .guides import OverrideGuides
 from .keyframes import Timeline
 from .masks import consistency_mask, long_term_masks
 from .metrics import to_tensor, warping_error
@@ -166,8 +167,18 @@ def _callback(ctx):
     return lambda it, loss: ctx.check_cancel()
 
 
+def _with_guides(temporal: Optional[Temporal], extra: Sequence) -> Optional[Temporal]:
+    """Add painted-override pulls (image, weight) to the temporal terms (DESIGN 4.5)."""
+    if not extra:
+        return temporal
+    temporal = temporal or Temporal()
+    temporal.warped += [img for img, _ in extra]
+    temporal.masks += [m for _, m in extra]
+    return temporal
+
+
 def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Sequence, *, first: bool,
-             flows_out: dict) -> np.ndarray:
+             flows_out: dict, extra: Sequence = ()) -> np.ndarray:
     """One frame of a single pass: choose the start, tie to the earlier results, optimize."""
     s, rep, index = ctx.settings, ctx.report, frame.index + 1
     content = to_tensor(frame.rgb, ctx.device)
@@ -176,6 +187,7 @@ def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Seque
     use_loss = s.temporal_weight > 0 and not first
     tied = neighbours if use_loss or kind == "prev-warped" else ()
     temporal, warped, _ = tie(ctx, stylist, frame, content, tied, loss=use_loss, flows_out=flows_out)
+    temporal = _with_guides(temporal, extra if s.temporal_weight > 0 else ())
     flow_s = ctx.flows.seconds - flow0
     rep.add_time(index, "flow", flow_s)
     rep.add_time(index, "temporal", time.perf_counter() - t - flow_s)
@@ -194,7 +206,7 @@ def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Seque
     return quantize(_array(res.image), frame.bit_depth)
 
 
-def _single_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
+def _single_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
     """Front to back, each frame written as it finishes; memory holds max(J) earlier frames."""
     s, rep, n = ctx.settings, ctx.report, len(ctx.source)
     history: deque = deque(maxlen=max(s.long_term))
@@ -207,9 +219,13 @@ def _single_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
         key = ctx.chain_key(frame, key)
         out = ctx.reusable(k + 1, key)
         reused, flows = out is not None, {}
-        if not reused:
+        painted = guides.painted(k)
+        if not reused and painted is not None:  # the artist's frame is the output
+            out = quantize(painted, frame.bit_depth)
+        elif not reused:
             neighbours = [(j, *history[-j]) for j in s.long_term if j <= len(history)]
-            out = _stylize(ctx, stylist, timeline, frame, neighbours, first=k == 0, flows_out=flows)
+            out = _stylize(ctx, stylist, timeline, frame, neighbours, first=k == 0, flows_out=flows,
+                           extra=guides.terms(k) if guides else ())
         ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
         _measure(ctx, history[-1] if history else None, frame, out, flows.get(1))
         history.append((frame, out))
@@ -235,7 +251,7 @@ class _PassStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _multi_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
+def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
     """Ruder et al. 2018, section 5.4: N passes in alternating directions, frames written at the end.
 
     Pass 1 stylizes each frame on its own (ceil(iterations_first / N) iterations); pass p > 1 goes
@@ -269,6 +285,12 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
                 ctx.check_cancel()
                 t0 = time.perf_counter()
                 frame = ctx.source.read(k)
+                painted = guides.painted(k)
+                if painted is not None:  # the artist's frame stays as painted in every pass
+                    store.save(k, painted)
+                    recent.append((frame, painted))
+                    done += 1
+                    continue
                 content = to_tensor(frame.rgb, ctx.device)
                 temporal, fresh = None, p == 1
                 if fresh:
@@ -278,6 +300,7 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist) -> None:
                     neighbours = [(j, *recent[-j]) for j in s.long_term if j <= len(recent)]
                     flow0 = ctx.flows.seconds
                     temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss)
+                    temporal = _with_guides(temporal, guides.terms(k) if use_loss and guides else ())
                     rep.add_time(k + 1, "flow", ctx.flows.seconds - flow0)
                     init = last + (1.0 - DELTA) * masks[1] * (warped[1] - last) if 1 in warped else last
                     rep.add_time(k + 1, "temporal", time.perf_counter() - t0 - (ctx.flows.seconds - flow0))
@@ -325,10 +348,11 @@ def run_quality(ctx, timeline: Timeline, *, net: Optional[VGG19Features] = None)
     stylist = Stylist(s, ctx.device, content_stats=_luminance_stats(first.rgb), net=net)
     for refs in {timeline.styles_at(k) for k in range(n)}:  # bad style images fail before the first frame
         stylist.bank.blend(refs, max(first.rgb.shape[:2]))
+    guides = OverrideGuides(ctx, timeline)
     if s.passes > 1:
-        _multi_pass(ctx, timeline, stylist)
+        _multi_pass(ctx, timeline, stylist, guides)
     else:
-        _single_pass(ctx, timeline, stylist)
+        _single_pass(ctx, timeline, stylist, guides)
 
 
 def preview_quality(ctx, timeline: Timeline, frame, *, net: Optional[VGG19Features] = None) -> np.ndarray:

@@ -1,0 +1,48 @@
+"""Painted overrides and style keys in quality mode (issue 5, both modes), with seeded random VGG weights."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import flowstyle
+from flowstyle.frames import open_source, read_image, write_png
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def vgg_path(tmp_path_factory):
+    import torchvision
+
+    torch.manual_seed(0)
+    sd = torchvision.models.vgg19().state_dict()
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.pth"
+    torch.save({k: v for k, v in sd.items() if k.startswith("features.") and int(k.split(".")[1]) <= 28}, path)
+    return path
+
+
+def settings(vgg_path, data_dir, **kw):
+    return flowstyle.Settings(mode="quality", size=SIZE, frames=(1, 4), iterations=6, iterations_first=10,
+                              vgg_weights=str(vgg_path), device="cpu",
+                              styles=(flowstyle.StyleRef(image=str(data_dir / "styles" / "starry_night.jpg")),), **kw)
+
+
+def frames_of(folder):
+    return [read_image(p)[0] for p in sorted(folder.glob("frame_*.png"))]
+
+
+@pytest.mark.parametrize("passes", [1])
+def test_painted_override_in_quality_mode(tmp_path, data_dir, vgg_path, passes):
+    clip = data_dir / "clips" / "middlebury_rubberwhale"
+    src = open_source(clip, frames=(1, 4), max_side=SIZE)
+    painted = 1.0 - src.read(2).rgb  # an unmistakable hand-made frame 3: the negative
+    write_png(tmp_path / "paint.png", painted)
+    keys = {"overrides": [{"frame": 3, "image": str(tmp_path / "paint.png")}]}
+    flowstyle.stylize(clip, None, tmp_path / "plain", settings(vgg_path, data_dir, passes=passes))
+    flowstyle.stylize(clip, None, tmp_path / "over", settings(vgg_path, data_dir, passes=passes), keyframes=keys)
+    plain, over = frames_of(tmp_path / "plain"), frames_of(tmp_path / "over")
+    target = read_image(tmp_path / "paint.png")[0]
+    assert 10 * np.log10(1 / max(np.mean((over[2] - target) ** 2), 1e-12)) >= 40
+    for k in (1, 3):  # the neighbours before and after move towards the painted look
+        assert np.abs(over[k] - target).mean() < np.abs(plain[k] - target).mean()
