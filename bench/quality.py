@@ -1,18 +1,19 @@
 """Quality mode (DESIGN 4.4, 7): temporal terms on vs off, the effect of each option, the cost.
 
-    .venv/bin/python bench/quality.py [--size 256] [--frames 4] [--iters-first 60] [--iters 30]
-                                      [--ablation-size 128] [--out bench_out/quality]
+    .venv/bin/python bench/quality.py [--size 256] [--frames 4] [--iters-first 50] [--iters 25]
+        [--gammas 300] [--ablation-size 160] [--ablation-frames 4] [--ablation-clips sintel_raft_demo]
+        [--only main|ablations|cost] [--out bench_out/quality]
 
 The loss network is a seeded random-init VGG-19 saved in torchvision's format (no ImageNet
 weights can be had offline here): the numbers measure the mechanics of the optimization and
-the temporal terms, not the look real weights give.
+the temporal terms, not the look real weights give. About 10 minutes on 2 CPU cores.
 
-1. Main table, every shared clip at --size: per-frame stylization (no temporal terms, every
-   frame from its content with the first-frame budget), the warped start alone, and the full
-   temporal loss. Warping error (Lai et al.) with the engine's flow (DIS) and, independently,
-   with DeepFlow; the unweighted style loss of the frames after the first; the bar is a warping
-   error >= 3x lower at a style loss within 10 %.
-2. Ablations at --ablation-size: each option against the default temporal run.
+1. Every shared clip at --size: per-frame stylization (no temporal terms, every frame from its
+   content with the first-frame budget), the warped start alone, and the temporal loss at the
+   default weight and at --gammas. Warping error (Lai et al.) with the engine's flow (DIS) and,
+   independently, with DeepFlow; the unweighted style loss of the frames after the first. The
+   bar (DESIGN 7): a warping error >= 3x lower at a style loss within 10 %.
+2. Each option against the default temporal run, at --ablation-size.
 3. Cost on CPU: seconds per iteration and peak resident memory per megapixel.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ import flowstyle
 from flowstyle.flow import FlowCache, FlowEstimator
 from flowstyle.frames import open_source, read_image
 from flowstyle.metrics import sharpness, warping_error
+from flowstyle.settings import MODE_DEFAULTS
 
 STYLE = DATA / "styles" / "starry_night.jpg"
 
@@ -81,17 +83,21 @@ def main_table(args, vgg: Path, out: Path) -> list[dict]:
     base = flowstyle.Settings(mode="quality", styles=(flowstyle.StyleRef(image=str(STYLE)),), size=args.size,
                               frames=(1, args.frames), vgg_weights=str(vgg), device="cpu",
                               iterations=args.iters, iterations_first=args.iters_first)
+    gamma = MODE_DEFAULTS["quality"]["temporal_weight"]
     variants = {
         "per-frame": dict(temporal_weight=0.0, init="content"),
         "warped start only": dict(temporal_weight=0.0),
-        "temporal (default)": {},
+        f"temporal, weight {gamma:g} (default)": {},
     }
+    for g in args.gammas:
+        if g != gamma:
+            variants[f"temporal, weight {g:g}"] = dict(temporal_weight=g)
     rows = []
     for name, (clip, _) in CLIPS.items():
         cache = out / "flow" / name
         df = deepflow_pairs(clip, args.frames, args.size, cache)
-        res = {v: run(clip, out / name / v.split()[0], dataclasses.replace(base, **kw), cache, df)
-               for v, kw in variants.items()}
+        res = {v: run(clip, out / name / str(i), dataclasses.replace(base, **kw), cache, df)
+               for i, (v, kw) in enumerate(variants.items())}
         ref = res["per-frame"]
         for v, r in res.items():
             rows.append({"clip": name, "variant": v, "warp_err": r["we"], "x_lower": ref["we"] / r["we"],
@@ -103,18 +109,17 @@ def main_table(args, vgg: Path, out: Path) -> list[dict]:
 
 
 ABLATIONS = {
-    "default: J=1,2,4, prev-warped, L-BFGS": {},
+    "default (J=1,2,4, prev-warped, L-BFGS, hard masks, sharpness 3)": {},
     "J=1 only": dict(long_term=(1,)),
     "init prev (unwarped)": dict(init="prev"),
     "init content": dict(init="content"),
-    "init random": dict(init="random", init_first="random"),
+    "init random (every frame)": dict(init="random", init_first="random"),
     "temporal weight 300": dict(temporal_weight=300.0),
-    "temporal weight 3000": dict(temporal_weight=3000.0),
     "soft masks": dict(mask="soft"),
     "multi-pass N=3 (same budget)": dict(passes=3),
     "luminance-aware temporal": dict(temporal_luminance=True),
-    "feature temporal (w=10)": dict(feature_temporal_weight=10.0),
-    "sharpness term (w=10)": dict(sharpness_weight=10.0),
+    "feature temporal (w=100)": dict(feature_temporal_weight=100.0),
+    "sharpness term off": dict(sharpness_weight=0.0),
     "coarse-to-fine (1 level)": dict(coarse_to_fine=1),
     "Adam instead of L-BFGS": dict(optimizer="adam"),
 }
@@ -125,7 +130,7 @@ def ablation_table(args, vgg: Path, out: Path) -> list[dict]:
                               size=args.ablation_size, frames=(1, args.ablation_frames), vgg_weights=str(vgg),
                               device="cpu", iterations=args.iters, iterations_first=args.iters_first)
     rows = []
-    clips = [c for c in ("sintel_raft_demo", "sintel_cave_2") if c in CLIPS]
+    clips = args.ablation_clips
     per = {}
     for name in clips:
         clip = CLIPS[name][0]
@@ -138,7 +143,7 @@ def ablation_table(args, vgg: Path, out: Path) -> list[dict]:
         per[name]["per-frame"] = pf
     for v in list(ABLATIONS) + ["per-frame"]:
         rs = [(per[c][v], per[c]["per-frame"], per[c][list(ABLATIONS)[0]]) for c in clips]
-        g = lambda f: float(np.exp(np.mean([np.log(f(*t)) for t in rs])))  # geometric mean over clips
+        g = lambda f: float(np.exp(np.mean([np.log(f(*t)) for t in rs])))  # geometric mean over the clips
         rows.append({"option": v,
                      "warp_x_lower_vs_pf": g(lambda r, pf, d: pf["we"] / r["we"]),
                      "warp_x_lower_df": g(lambda r, pf, d: pf["we_df"] / r["we_df"]),
@@ -189,10 +194,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--frames", type=int, default=4)
-    ap.add_argument("--iters-first", type=int, default=60)
-    ap.add_argument("--iters", type=int, default=30)
-    ap.add_argument("--ablation-size", type=int, default=128)
-    ap.add_argument("--ablation-frames", type=int, default=6)
+    ap.add_argument("--iters-first", type=int, default=50)
+    ap.add_argument("--iters", type=int, default=25)
+    ap.add_argument("--gammas", type=float, nargs="*", default=[300.0], help="temporal weights to add to table 1")
+    ap.add_argument("--ablation-size", type=int, default=160)
+    ap.add_argument("--ablation-frames", type=int, default=4)
+    ap.add_argument("--ablation-clips", nargs="+", default=["sintel_raft_demo"], choices=sorted(CLIPS))
     ap.add_argument("--only", choices=("main", "ablations", "cost"), help="run one part only")
     ap.add_argument("--out", default=str(REPO / "bench_out" / "quality"))
     args = ap.parse_args()
@@ -209,7 +216,8 @@ def main() -> None:
                   flush=True)
         if args.only in (None, "ablations"):
             print(table(ablation_table(args, vgg, out), f"2. options at {args.ablation_size} px, "
-                        f"{args.ablation_frames} frames (geometric mean over sintel_raft_demo and sintel_cave_2)"),
+                        f"{args.ablation_frames} frames of {', '.join(args.ablation_clips)} (ratios; geometric mean "
+                        "over the clips)"),
                   "\n", flush=True)
         if args.only in (None, "cost"):
             print(table(cost_table(vgg), "3. cost on CPU (L-BFGS iteration = forward + backward through VGG-19 "

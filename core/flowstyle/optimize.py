@@ -7,9 +7,9 @@ Per frame i, over the image x:
     sharpness term; seeds 002 and 000)
 
 Pure tensor functions and two small classes, no I/O beyond reading style images, no device
-choices. Units: images are RGB in [0, 1]. Feature losses are relative to their target's energy
-(so the weights mean the same with any VGG weights and at any size); the temporal term is the
-papers' mean over the D = C·H·W values; TV is the reference's ½ Σ |∇x|² (not size-normalized).
+choices. Units: images are RGB in [0, 1]. Feature losses are relative to their target's energy, TV
+to the content frame's own (so the weights mean the same with any VGG weights and at any
+size); the temporal term is the papers' mean over the D = C·H·W values.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def style_loss(feats: Sequence[torch.Tensor], grams: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Mean over layers of ||G(F_l) − A_l||² / ||A_l||² (Ruder eq. 2, scale-free).
+    """Σ over layers of ||G(F_l) − A_l||² / ||A_l||² (Ruder eq. 2 summed as the reference code does; scale-free).
 
     Args:
         feats: per layer (1, C_l, H_l, W_l). grams: per layer (1, C_l, C_l) targets.
@@ -75,14 +75,25 @@ def style_loss(feats: Sequence[torch.Tensor], grams: Sequence[torch.Tensor]) -> 
     total = 0.0
     for f, a in zip(feats, grams):
         total = total + (gram_matrix(f) - a).square().sum() / a.square().sum().clamp(min=_EPS)
-    return total / len(feats)
+    return total
 
 
-def tv_loss(x: torch.Tensor) -> torch.Tensor:
-    """½ Σ (|∂x/∂u|² + |∂x/∂v|²) of a (B, C, H, W) image, the reference's TV (not size-normalized)."""
-    dx = x[..., :, 1:] - x[..., :, :-1]
-    dy = x[..., 1:, :] - x[..., :-1, :]
-    return 0.5 * (dx.square().sum() + dy.square().sum())
+def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
+    return (x[..., :, 1:] - x[..., :, :-1]).square().sum() + (x[..., 1:, :] - x[..., :-1, :]).square().sum()
+
+
+def tv_loss(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Squared total variation relative to a reference's: Σ |∇x|² / Σ |∇p|² (scale-free).
+
+    The reference's TV (½ Σ |∇x|², on the 0-255 scale, summed over the frame) grows with the
+    frame size and has no fixed relation to relative feature losses; measured against the
+    content frame's own gradient energy it pulls the same at every size.
+
+    Args:
+        x: (B, C, H, W) image. reference: (B, C, H, W) the content frame p.
+    """
+    floor = 1e-4 * reference[..., :1, :, :].numel()  # a flat reference frame must not blow it up
+    return _gradient_energy(x) / (_gradient_energy(reference) + floor)
 
 
 def temporal_loss(x: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -222,9 +233,10 @@ class StyleBank:
     Args:
         net: the loss network.
         scale: style image size relative to the frame's longest side (the reference's style scale).
-        luminance_of: (mean, std) of the content's luminance for luminance-only transfer
-            (keep original colours): the style's luminance is matched to it (Gatys et al. 2017)
-            and its Gram targets taken from that gray image. None: full-colour targets.
+        luminance_of: (mean, std) of the content's luminance for luminance-only transfer (keep
+            original colours; Gatys et al. 2016, "Preserving color in neural artistic style
+            transfer"): the style's luminance is matched to it and the Gram targets are taken
+            from that gray image. None: full-colour targets.
     """
 
     def __init__(self, net: VGG19Features, *, scale: float = 1.0, luminance_of: Optional[tuple[float, float]] = None):
@@ -286,6 +298,7 @@ class FrameObjective:
         self.net, self.grams, self.weights = net, list(grams), weights
         self.temporal = temporal or Temporal()
         self.keep_colors, self.channels_last, self.amp_dtype = keep_colors, channels_last, amp_dtype
+        self.content = content
         self.chroma = rgb_to_yiq(content)[:, 1:] if keep_colors else None
         with torch.no_grad():
             self.content_target = self._features(self._net_input(self.to_variable(content)), CONTENT_LAYER).relu4_2
@@ -316,7 +329,7 @@ class FrameObjective:
         parts = {
             "content": content_loss(feats.relu4_2, self.content_target),
             "style": style_loss([getattr(feats, n) for n in STYLE_LAYERS], self.grams),
-            "tv": tv_loss(x),
+            "tv": tv_loss(x, self.content),
         }
         if t.warped and w.temporal:
             parts["temporal"] = temporal_loss(x, t.warped, t.masks)
@@ -353,7 +366,8 @@ def optimize(
     """Minimize ``objective`` from ``init`` (DESIGN 4.4).
 
     L-BFGS (the papers' choice, no line search, history LBFGS_HISTORY) or Adam; at most
-    ``iterations`` steps, stopping early by :func:`converged`.
+    ``iterations`` steps, stopping early by :func:`converged`. Returns the last iterate, or the
+    best one seen when the last step overshot (no line search) or went non-finite.
 
     Args:
         init: (1, 3, H, W) RGB start image.
@@ -377,24 +391,34 @@ def optimize(
         return loss
 
     losses: list[float] = []
+    best, best_v = math.inf, None
     for it in range(iterations):
-        loss = float(opt.step(closure).detach())
+        before = v.detach().clone()
+        loss = float(opt.step(closure).detach())  # the loss at ``before``
         if not math.isfinite(loss):
-            raise FlowstyleError("the quality-mode loss became infinite or NaN: lower --style-weight or --temporal-weight")
+            break
         losses.append(loss)
+        if loss < best:
+            best, best_v = loss, before
         if callback is not None and it % 10 == 0:
             callback(it, loss)
         if converged(losses):
             break
     with torch.no_grad():
-        total, parts = objective(v)
+        x = v.detach()
+        total, parts = objective(x)
+        if not float(total) < best and best_v is not None:  # L-BFGS without line search can end on an overshoot
+            x = best_v
+            total, parts = objective(x)
+    if not math.isfinite(float(total)):
+        raise FlowstyleError("the quality-mode loss became infinite or NaN: lower --style-weight or --temporal-weight")
     parts = {k: float(p) for k, p in parts.items()} | {"total": float(total)}
-    return OptimizeResult(objective.render(v.detach()), losses, parts, time.perf_counter() - t0)
+    return OptimizeResult(objective.render(x), losses, parts, time.perf_counter() - t0)
 
 
 def coarse_to_fine(
     build: Callable[[float], FrameObjective], init: torch.Tensor, *, iterations: int, levels: int,
-    min_side: int = 64, **kwargs,
+    min_side: int = 32, **kwargs,
 ) -> OptimizeResult:
     """Optimize at 1/2^levels of the size first, then upsample and go on at each finer size.
 

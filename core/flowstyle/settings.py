@@ -59,7 +59,7 @@ class Settings:
     coarse_to_fine: int = 0  # coarser levels (each half size) before a fresh frame's full size; 0 off
     temporal_luminance: bool = False  # ReCoNet: temporal target follows the input's luminance change
     feature_temporal_weight: float = 0.0  # feature-level temporal term (relu3_1); 0 off
-    sharpness_weight: float = 0.0  # anti-blur term (keep the traced detail energy); 0 off
+    sharpness_weight: float = 3.0  # anti-blur term (keep the traced detail energy); 0 off
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def resolved(self) -> "Settings":
