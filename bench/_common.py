@@ -22,7 +22,7 @@ def table(rows: list[dict], title: str = "") -> str:
     """Format dicts as an aligned text table (columns in first-row order)."""
     if not rows:
         return ""
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # every column, in first-seen order
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
     width = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in cols}
     lines = [title] if title else []
