@@ -46,3 +46,17 @@ def test_painted_override_in_quality_mode(tmp_path, data_dir, vgg_path, passes):
     assert 10 * np.log10(1 / max(np.mean((over[2] - target) ** 2), 1e-12)) >= 40
     for k in (1, 3):  # the neighbours before and after move towards the painted look
         assert np.abs(over[k] - target).mean() < np.abs(plain[k] - target).mean()
+
+
+def test_per_key_weights_in_quality_mode(tmp_path, data_dir, vgg_path):
+    """A key with style_weight 0 from frame 3 on: those frames stay closer to the input than without it."""
+    clip = data_dir / "clips" / "middlebury_rubberwhale"
+    keys = {"keys": [{"frame": 3, "style_weight": 0, "temporal_weight": 0}]}
+    flowstyle.stylize(clip, None, tmp_path / "plain", settings(vgg_path, data_dir))
+    flowstyle.stylize(clip, None, tmp_path / "keyed", settings(vgg_path, data_dir), keyframes=keys)
+    src = open_source(clip, frames=(1, 4), max_side=SIZE)
+    plain, keyed = frames_of(tmp_path / "plain"), frames_of(tmp_path / "keyed")
+    assert np.array_equal(plain[0], keyed[0])  # before the key: the CLI's weights
+    for k in (2, 3):
+        content = src.read(k).rgb
+        assert np.abs(keyed[k] - content).mean() < np.abs(plain[k] - content).mean()

@@ -10,6 +10,7 @@ Entry points for the pipeline: :func:`run_quality` and :func:`preview_quality`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import time
@@ -78,6 +79,14 @@ class Stylist:
         self.weights = LossWeights(content=s.content_weight, style=s.style_weight, tv=s.tv_weight,
                                    temporal=s.temporal_weight, feature=s.feature_temporal_weight,
                                    sharpness=s.sharpness_weight)
+
+    def at_frame(self, timeline: Timeline, k: int) -> None:
+        """Use the style keys' per-key weights at frame ``k`` (DESIGN 4.5; the CLI's values elsewhere)."""
+        s = self.settings
+        self.weights = dataclasses.replace(
+            self.weights, content=timeline.weight_at(k, "content_weight", s.content_weight),
+            style=timeline.weight_at(k, "style_weight", s.style_weight),
+            temporal=timeline.weight_at(k, "temporal_weight", s.temporal_weight))
 
     def objective(self, content: torch.Tensor, styles, temporal: Optional[Temporal] = None,
                   scale: float = 1.0) -> FrameObjective:
@@ -199,6 +208,7 @@ def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Seque
         init = _start(kind, content, s.seed * 100_003 + frame.index)
     fresh = temporal is None and kind in ("content", "random")
     t = time.perf_counter()
+    stylist.at_frame(timeline, frame.index)
     res = stylist.run(content, timeline.styles_at(frame.index), init, temporal=temporal, fresh=fresh,
                       iterations=s.iterations_first if first or fresh else s.iterations, callback=_callback(ctx))
     rep.add_time(index, "stylize", time.perf_counter() - t)
@@ -305,6 +315,7 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuide
                     init = last + (1.0 - DELTA) * masks[1] * (warped[1] - last) if 1 in warped else last
                     rep.add_time(k + 1, "temporal", time.perf_counter() - t0 - (ctx.flows.seconds - flow0))
                 t = time.perf_counter()
+                stylist.at_frame(timeline, k)
                 res = stylist.run(content, timeline.styles_at(k), init, iterations=budget, temporal=temporal,
                                   fresh=fresh, callback=_callback(ctx))
                 rep.add_time(k + 1, "stylize", time.perf_counter() - t)
