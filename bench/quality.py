@@ -1,12 +1,12 @@
 """Quality mode (DESIGN 4.4, 7): temporal terms on vs off, the effect of each option, the cost.
 
     .venv/bin/python bench/quality.py [--size 256] [--frames 4] [--iters-first 50] [--iters 25]
-        [--gammas 300] [--ablation-size 160] [--ablation-frames 4] [--ablation-clips sintel_raft_demo]
+        [--gammas 300 ...] [--ablation-size 160] [--ablation-frames 4] [--ablation-clips sintel_raft_demo]
         [--only main|ablations|cost] [--out bench_out/quality]
 
 The loss network is a seeded random-init VGG-19 saved in torchvision's format (no ImageNet
 weights can be had offline here): the numbers measure the mechanics of the optimization and
-the temporal terms, not the look real weights give. About 10 minutes on 2 CPU cores.
+the temporal terms, not the look real weights give. About 10 minutes on 2 idle CPU cores.
 
 1. Every shared clip at --size: per-frame stylization (no temporal terms, every frame from its
    content with the first-frame budget), the warped start alone, and the temporal loss at the
@@ -196,7 +196,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--iters-first", type=int, default=50)
     ap.add_argument("--iters", type=int, default=25)
-    ap.add_argument("--gammas", type=float, nargs="*", default=[300.0], help="temporal weights to add to table 1")
+    ap.add_argument("--gammas", type=float, nargs="*", default=[], help="more temporal weights for table 1, e.g. 300")
     ap.add_argument("--ablation-size", type=int, default=160)
     ap.add_argument("--ablation-frames", type=int, default=4)
     ap.add_argument("--ablation-clips", nargs="+", default=["sintel_raft_demo"], choices=sorted(CLIPS))
