@@ -31,7 +31,7 @@ class Settings:
     size: Optional[int] = 1024  # working size, longest side; None keeps the input's
     flow: Optional[str] = None  # dis | dis-fast | deepflow | raft; None: dis-fast (fast mode), dis (quality)
     raft_weights: Optional[str] = None  # local torchvision RAFT state dict (default: torchvision's download)
-    temporal_weight: Optional[float] = None  # γ; 0 turns temporal terms off (per-frame stylization)
+    temporal_weight: Optional[float] = None  # γ; 0 turns temporal terms off (fast: per-frame; quality: also --init content)
     long_term: Optional[tuple[int, ...]] = None  # J
     passes: Optional[int] = None
     mask: str = "hard"  # hard | soft
