@@ -34,6 +34,6 @@ def table(rows: list[dict], title: str = "") -> str:
 
 def frames_of(folder) -> list:
     """The output frames of a run, in order, as (H, W, 3) float arrays."""
-    from flowstyle.frames import read_image
+    from flowstyle.io import read_image
 
     return [read_image(p)[0] for p in sorted(Path(folder).glob("frame_*.png"))]

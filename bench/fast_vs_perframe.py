@@ -21,8 +21,9 @@ import numpy as np
 
 from _common import CLIPS, REPO, frames_of, require_data, table
 import flowstyle
-from flowstyle.metrics import sharpness, style_drift
-from flowstyle.stylize import MagentaStylizer, parse_style
+from flowstyle.motion.metrics import sharpness, style_drift
+from flowstyle.fast.magenta import MagentaStylizer
+from flowstyle.io.styles import parse_style
 
 
 def run(clip: Path, out: Path, settings: flowstyle.Settings) -> tuple[dict, list[np.ndarray]]:

@@ -12,8 +12,8 @@ import time
 import numpy as np
 
 from _common import DATA, require_data, table
-from flowstyle.flow import flow_backend, read_flo
-from flowstyle.frames import read_image
+from flowstyle.motion.flow import flow_backend, read_flo
+from flowstyle.io import read_image
 
 
 def pairs():

@@ -22,8 +22,9 @@ import numpy as np
 
 from _common import CLIPS, REPO, frames_of, require_data, table
 import flowstyle
-from flowstyle.frames import open_source, read_image, write_png
-from flowstyle.stylize import MagentaStylizer, StyleRef
+from flowstyle.io import open_source, read_image, write_png
+from flowstyle.fast.magenta import MagentaStylizer
+from flowstyle.io.styles import StyleRef
 
 A, B, PAINT = 3, 18, 12
 

@@ -33,9 +33,9 @@ import torch
 
 from _common import CLIPS, DATA, REPO, require_data, table
 import flowstyle
-from flowstyle.flow import FlowCache, FlowEstimator
-from flowstyle.frames import open_source, read_image
-from flowstyle.metrics import sharpness, warping_error
+from flowstyle.motion import FlowCache, FlowEstimator
+from flowstyle.io import open_source, read_image
+from flowstyle.motion.metrics import sharpness, warping_error
 from flowstyle.settings import MODE_DEFAULTS
 
 STYLE = DATA / "styles" / "starry_night.jpg"
@@ -156,9 +156,10 @@ def ablation_table(args, vgg: Path, out: Path) -> list[dict]:
 
 _COST = r"""
 import json, resource, sys, time, torch
-from flowstyle.vgg import vgg19_features
-from flowstyle.optimize import FrameObjective, LossWeights, StyleBank, optimize
-from flowstyle.stylize import StyleRef
+from flowstyle.quality.vgg import vgg19_features
+from flowstyle.quality.objective import FrameObjective, LossWeights, StyleBank
+from flowstyle.quality.optimize import optimize
+from flowstyle.io.styles import StyleRef
 vgg, style, h, w, iters = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 net = vgg19_features(weights=vgg)
 content = torch.rand(1, 3, h, w)

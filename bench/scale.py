@@ -19,7 +19,7 @@ import numpy as np
 
 from _common import DATA, frames_of, require_data, table
 import flowstyle
-from flowstyle.chunks import plan_chunks
+from flowstyle.scale.chunks import plan_chunks
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ def _running_job(context):
 class _StripJob:
     """Shared body of the operators that run the engine on the active strip."""
 
+    bl_options = {'REGISTER', 'UNDO'}
     kind = "stylize"
     resume = False
 
@@ -146,7 +147,6 @@ class FLOWSTYLE_OT_preview_frame(_StripJob, bpy.types.Operator):
 
     bl_idname = "flowstyle.preview_frame"
     bl_label = "Preview Frame"
-    bl_options = {'REGISTER', 'UNDO'}
     kind = "preview"
 
 
@@ -155,7 +155,6 @@ class FLOWSTYLE_OT_stylize_strip(_StripJob, bpy.types.Operator):
 
     bl_idname = "flowstyle.stylize_strip"
     bl_label = "Stylize Strip"
-    bl_options = {'REGISTER', 'UNDO'}
 
 
 class FLOWSTYLE_OT_update(_StripJob, bpy.types.Operator):
@@ -163,7 +162,6 @@ class FLOWSTYLE_OT_update(_StripJob, bpy.types.Operator):
 
     bl_idname = "flowstyle.update"
     bl_label = "Update"
-    bl_options = {'REGISTER', 'UNDO'}
     resume = True
 
 
@@ -242,45 +240,69 @@ class _SourceSettings:
         return True
 
 
-class FLOWSTYLE_OT_style_add(_SourceSettings, bpy.types.Operator):
+class _ListItem(_SourceSettings):
+    """Add and remove items of one of the strip's lists: ``styles`` or ``keyframes``."""
+
+    bl_options = {'REGISTER', 'UNDO'}
+    list_prop = ""  # the CollectionProperty on ``strip.flowstyle``
+    index_prop = ""  # its active-index IntProperty (the row selected in the panel's list)
+    noun = ""  # one item, in messages
+
+    def _new_item(self, settings):
+        return getattr(settings, self.list_prop).add()
+
+    def _select_last(self, settings) -> None:
+        """Make the newest item the selected one, and turn flowstyle on for the strip."""
+        setattr(settings, self.index_prop, len(getattr(settings, self.list_prop)) - 1)
+        settings.enabled = True
+
+
+class _RemoveListItem(_ListItem):
+    def execute(self, context):
+        settings = compat.active_strip(context).flowstyle
+        items, index = getattr(settings, self.list_prop), getattr(settings, self.index_prop)
+        if not 0 <= index < len(items):
+            self.report({'ERROR'}, f"No {self.noun} selected: click one in the list")
+            return {'CANCELLED'}
+        items.remove(index)
+        setattr(settings, self.index_prop, max(0, min(index, len(items) - 1)))
+        return {'FINISHED'}
+
+
+class _StyleList(_ListItem):
+    list_prop, index_prop, noun = "styles", "active_style", "style"
+
+
+class _KeyframeList(_ListItem):
+    list_prop, index_prop, noun = "keyframes", "active_keyframe", "keyframe"
+
+
+class FLOWSTYLE_OT_style_add(_StyleList, bpy.types.Operator):
     """Add a style to the strip's blend"""
 
     bl_idname = "flowstyle.style_add"
     bl_label = "Add Style"
-    bl_options = {'REGISTER', 'UNDO'}
 
     def execute(self, context):
         settings = compat.active_strip(context).flowstyle
-        style = settings.styles.add()
+        style = self._new_item(settings)
         style.builtin = len(settings.styles) - 1 if len(settings.styles) <= 26 else 0
-        settings.active_style = len(settings.styles) - 1
-        settings.enabled = True
+        self._select_last(settings)
         return {'FINISHED'}
 
 
-class FLOWSTYLE_OT_style_remove(_SourceSettings, bpy.types.Operator):
+class FLOWSTYLE_OT_style_remove(_RemoveListItem, _StyleList, bpy.types.Operator):
     """Remove the selected style from the strip's blend"""
 
     bl_idname = "flowstyle.style_remove"
     bl_label = "Remove Style"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    def execute(self, context):
-        settings = compat.active_strip(context).flowstyle
-        if not 0 <= settings.active_style < len(settings.styles):
-            self.report({'ERROR'}, "No style selected: click one in the list")
-            return {'CANCELLED'}
-        settings.styles.remove(settings.active_style)
-        settings.active_style = max(0, min(settings.active_style, len(settings.styles) - 1))
-        return {'FINISHED'}
 
 
-class FLOWSTYLE_OT_keyframe_add(_SourceSettings, bpy.types.Operator):
+class FLOWSTYLE_OT_keyframe_add(_KeyframeList, bpy.types.Operator):
     """Add a style key or a painted override at the playhead"""
 
     bl_idname = "flowstyle.keyframe_add"
     bl_label = "Add Keyframe"
-    bl_options = {'REGISTER', 'UNDO'}
 
     kind: EnumProperty(
         name="Kind",
@@ -304,15 +326,14 @@ class FLOWSTYLE_OT_keyframe_add(_SourceSettings, bpy.types.Operator):
                                    f"(frames {fmap.first}-{fmap.last}): move it onto the strip")
             return {'CANCELLED'}
         media_index = fmap.media_index(frame)
-        key = settings.keyframes.add()
+        key = self._new_item(settings)
         key.kind, key.frame = self.kind, media_index
         if len(settings.styles):
             first = settings.styles[0]
             key.source, key.builtin, key.image = first.source, first.builtin, first.image
         if self.kind == 'OVERRIDE':
             key.image = self._paintable_copy(context, strip, fmap, media_index)
-        settings.active_keyframe = len(settings.keyframes) - 1
-        settings.enabled = True
+        self._select_last(settings)
         where = f"source frame {media_index} (timeline {frame})"
         if self.kind == 'OVERRIDE' and key.image:
             self.report({'INFO'}, f"Added a painted override at {where}: paint over '{key.image}', then Update")
@@ -334,21 +355,11 @@ class FLOWSTYLE_OT_keyframe_add(_SourceSettings, bpy.types.Operator):
         return bpy.path.relpath(str(target)) if bpy.data.filepath else str(target)
 
 
-class FLOWSTYLE_OT_keyframe_remove(_SourceSettings, bpy.types.Operator):
+class FLOWSTYLE_OT_keyframe_remove(_RemoveListItem, _KeyframeList, bpy.types.Operator):
     """Remove the selected keyframe"""
 
     bl_idname = "flowstyle.keyframe_remove"
     bl_label = "Remove Keyframe"
-    bl_options = {'REGISTER', 'UNDO'}
-
-    def execute(self, context):
-        settings = compat.active_strip(context).flowstyle
-        if not 0 <= settings.active_keyframe < len(settings.keyframes):
-            self.report({'ERROR'}, "No keyframe selected: click one in the list")
-            return {'CANCELLED'}
-        settings.keyframes.remove(settings.active_keyframe)
-        settings.active_keyframe = max(0, min(settings.active_keyframe, len(settings.keyframes) - 1))
-        return {'FINISHED'}
 
 
 class FLOWSTYLE_OT_render_all(bpy.types.Operator):

@@ -17,6 +17,41 @@ def _style_label(item) -> str:
     return bpy.path.basename(item.image) or "(no image)"
 
 
+def _split(layout):
+    """``layout`` with labels left of the values and no animation decorators."""
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+    return layout
+
+
+def _column(layout, active: bool):
+    """A column in ``layout``, greyed out (still editable) unless ``active``."""
+    col = layout.column()
+    col.active = active
+    return col
+
+
+def _active_item(settings, list_prop: str, index_prop: str):
+    """The item selected in one of the strip's lists, or ``None``."""
+    items, index = getattr(settings, list_prop), getattr(settings, index_prop)
+    return items[index] if 0 <= index < len(items) else None
+
+
+def _draw_style_source(layout, item) -> None:
+    """A style's or a style key's source and, under it, the built-in index or the image."""
+    layout.prop(item, "source")
+    layout.prop(item, "builtin" if item.source == 'BUILTIN' else "image")
+
+
+def _draw_override(layout, data, toggle: str, name: str, heading: str) -> None:
+    """One row: the ``toggle`` checkbox, then the value it switches on."""
+    row = layout.row(heading=heading)
+    row.prop(data, toggle, text="")
+    sub = row.row()
+    sub.active = getattr(data, toggle)
+    sub.prop(data, name, text="")
+
+
 class FLOWSTYLE_UL_styles(UIList):
     """The styles blended on a strip."""
 
@@ -50,6 +85,11 @@ class _FlowstylePanel:
 
 
 class _SourcePanel(_FlowstylePanel):
+    """A sub-panel of Flowstyle (closed at first), shown for source strips only."""
+
+    bl_parent_id = "FLOWSTYLE_PT_strip"
+    bl_options = {'DEFAULT_CLOSED'}
+
     @classmethod
     def poll(cls, context):
         return super().poll(context) and compat.active_strip(context).flowstyle.role == 'SOURCE'
@@ -64,9 +104,7 @@ class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
             self.layout.prop(settings, "enabled", text="")
 
     def draw(self, context):
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
+        layout = _split(self.layout)
         strip = compat.active_strip(context)
         settings = strip.flowstyle
         if settings.role != 'SOURCE':
@@ -81,19 +119,16 @@ class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
         side = row.column(align=True)
         side.operator("flowstyle.style_add", icon='ADD', text="")
         side.operator("flowstyle.style_remove", icon='REMOVE', text="")
-        if 0 <= settings.active_style < len(settings.styles):
-            style = settings.styles[settings.active_style]
+        style = _active_item(settings, "styles", "active_style")
+        if style is not None:
             col = layout.column()
-            col.prop(style, "source")
-            col.prop(style, "builtin" if style.source == 'BUILTIN' else "image")
+            _draw_style_source(col, style)
             col.prop(style, "weight")
 
         col = layout.column()
         col.prop(settings, "mode")
         col.prop(settings, "use_source_size")
-        sub = col.column()
-        sub.active = not settings.use_source_size
-        sub.prop(settings, "size")
+        _column(col, not settings.use_source_size).prop(settings, "size")
 
         scene = compat.sequencer_scene(context)
         job = jobs.find(scene.name, strip.name)
@@ -120,32 +155,23 @@ class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
 
 class FLOWSTYLE_PT_advanced(_SourcePanel, Panel):
     bl_label = "Advanced"
-    bl_parent_id = "FLOWSTYLE_PT_strip"
-    bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):
-        layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
+        layout = _split(self.layout)
         settings = compat.active_strip(context).flowstyle
         layout.prop(settings, "flow")
         layout.prop(settings, "long_term")
         layout.prop(settings, "passes")
-        quality = layout.column()
-        quality.active = settings.mode == 'QUALITY' or (
-            settings.mode == 'DEFAULT' and preferences.get(context).default_mode == 'QUALITY')
+        quality = _column(layout, settings.mode == 'QUALITY' or (
+            settings.mode == 'DEFAULT' and preferences.get(context).default_mode == 'QUALITY'))
         quality.prop(settings, "content_weight")
         quality.prop(settings, "style_weight")
         layout.prop(settings, "use_temporal_weight")
-        sub = layout.column()
-        sub.active = settings.use_temporal_weight
-        sub.prop(settings, "temporal_weight")
+        _column(layout, settings.use_temporal_weight).prop(settings, "temporal_weight")
 
 
 class FLOWSTYLE_PT_keyframes(_SourcePanel, Panel):
     bl_label = "Keyframes"
-    bl_parent_id = "FLOWSTYLE_PT_strip"
-    bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):
         layout = self.layout
@@ -157,12 +183,10 @@ class FLOWSTYLE_PT_keyframes(_SourcePanel, Panel):
         row = layout.row()
         row.template_list("FLOWSTYLE_UL_keyframes", "", settings, "keyframes", settings, "active_keyframe", rows=2)
         row.operator("flowstyle.keyframe_remove", icon='REMOVE', text="")
-        if not 0 <= settings.active_keyframe < len(settings.keyframes):
+        key = _active_item(settings, "keyframes", "active_keyframe")
+        if key is None:
             return
-        key = settings.keyframes[settings.active_keyframe]
-        col = layout.column()
-        col.use_property_split = True
-        col.use_property_decorate = False
+        col = _split(layout.column())
         col.prop(key, "kind")
         col.prop(key, "frame")
         try:
@@ -172,19 +196,10 @@ class FLOWSTYLE_PT_keyframes(_SourcePanel, Panel):
         if key.kind == 'OVERRIDE':
             col.prop(key, "image", text="Painted Image")
             return
-        col.prop(key, "source")
-        col.prop(key, "builtin" if key.source == 'BUILTIN' else "image")
+        _draw_style_source(col, key)
         col.prop(key, "interpolation")
-        row = col.row(heading="Style Weight")
-        row.prop(key, "use_style_weight", text="")
-        sub = row.row()
-        sub.active = key.use_style_weight
-        sub.prop(key, "style_weight", text="")
-        row = col.row(heading="Temporal Weight")
-        row.prop(key, "use_temporal_weight", text="")
-        sub = row.row()
-        sub.active = key.use_temporal_weight
-        sub.prop(key, "temporal_weight", text="")
+        _draw_override(col, key, "use_style_weight", "style_weight", heading="Style Weight")
+        _draw_override(col, key, "use_temporal_weight", "temporal_weight", heading="Temporal Weight")
 
 
 classes = (

@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty
 from bpy.types import AddonPreferences
+
+from .properties import path_prop
 
 __all__ = ["FLOWSTYLE_AP_preferences", "get", "engine_python", "EngineNotConfigured"]
 
@@ -22,11 +24,9 @@ class FLOWSTYLE_AP_preferences(AddonPreferences):
 
     bl_idname = __package__
 
-    engine_python: StringProperty(
-        name="Engine Python",
-        description="Python of the environment install.py made (it runs 'python -m flowstyle')",
-        subtype='FILE_PATH',
-    )
+    engine_python: path_prop("Engine Python",
+                             "Python of the environment install.py made (it runs 'python -m flowstyle')",
+                             blend_relative=False)
     device: EnumProperty(
         name="Device", description="Where the engine computes",
         items=(
@@ -37,16 +37,12 @@ class FLOWSTYLE_AP_preferences(AddonPreferences):
         ),
         default='AUTO',
     )
-    vgg_weights: StringProperty(
-        name="VGG-19 Weights",
-        description="Local VGG-19 weights file for quality mode (offline studios); empty = torchvision download",
-        subtype='FILE_PATH',
-    )
-    cache_dir: StringProperty(
-        name="Cache Folder",
-        description="Where stylized frames go; empty = a 'flowstyle' folder next to the .blend file",
-        subtype='DIR_PATH',
-    )
+    vgg_weights: path_prop("VGG-19 Weights",
+                           "Local VGG-19 weights file for quality mode (offline studios); empty = torchvision download",
+                           blend_relative=False)
+    cache_dir: path_prop("Cache Folder",
+                         "Where stylized frames go; empty = a 'flowstyle' folder next to the .blend file",
+                         subtype='DIR_PATH', blend_relative=False)
     default_mode: EnumProperty(
         name="Default Mode", description="Mode of strips whose mode is 'Default'",
         items=(('FAST', "Fast", "Feed-forward networks plus temporal pass"),

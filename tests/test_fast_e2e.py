@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import flowstyle
-from flowstyle.frames import read_image
+from flowstyle.io import read_image
 from flowstyle.settings import Settings
 
 SIZE = 256
@@ -69,7 +69,7 @@ def test_fast_mode_cuts_warping_error_on_every_clip(runs, name):
 def test_fast_mode_keeps_the_style(runs, name):
     """The output stays stylized: far from the input, close to the per-frame stylization."""
     from shared_data import CLIPS
-    from flowstyle.frames import open_source
+    from flowstyle.io import open_source
 
     src = open_source(CLIPS[name], max_side=SIZE)
     last = len(src)

@@ -169,9 +169,9 @@ def test_out_of_memory_names_a_size_that_fits(tmp_path, data_dir, monkeypatch):
     import importlib
 
     import flowstyle as fs
-    from flowstyle.errors import FlowstyleError
+    from flowstyle import FlowstyleError
 
-    stylize_mod = importlib.import_module("flowstyle.stylize")  # the module, not the re-exported function
+    stylize_mod = importlib.import_module("flowstyle.fast.magenta")
 
     def boom(self, rgb):
         raise MemoryError
@@ -185,8 +185,8 @@ def test_out_of_memory_names_a_size_that_fits(tmp_path, data_dir, monkeypatch):
 def test_full_disk_is_one_clear_line(tmp_path, monkeypatch):
     import errno
 
-    from flowstyle import frames
-    from flowstyle.errors import FlowstyleError
+    from flowstyle.io import images as frames
+    from flowstyle import FlowstyleError
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from flowstyle import flow as flowmod
-from flowstyle.errors import FlowstyleError
-from flowstyle.flow import FlowCache, FlowEstimator, flow_backend, read_flo
-from flowstyle.frames import Frame, read_image
+from flowstyle.motion import flow as flowmod
+from flowstyle import FlowstyleError
+from flowstyle.motion.flow import FlowEstimator, flow_backend, read_flo
+from flowstyle.motion.flow_cache import FlowCache
+from flowstyle.io import Frame, read_image
 
 
 def frame(rgb, i=0):

@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from flowstyle.errors import FlowstyleError
-from flowstyle.frames import fit_size, open_source, read_image, write_png
+from flowstyle import FlowstyleError
+from flowstyle.io import fit_size, open_source, read_image, write_png
 
 
 def make_frames(folder, n=4, size=(40, 30), channels=3, dtype=np.uint8, name="f_{:03d}.png"):

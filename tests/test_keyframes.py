@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 import flowstyle
-from flowstyle.errors import FlowstyleError
-from flowstyle.frames import open_source, read_image, write_png
+from flowstyle import FlowstyleError
+from flowstyle.io import open_source, read_image, write_png
 from flowstyle.keyframes import blend_styles, load_keyframes, parse_keyframes
 from flowstyle.settings import Settings
-from flowstyle.stylize import MagentaStylizer, StyleRef
+from flowstyle.fast.magenta import MagentaStylizer
+from flowstyle.io.styles import StyleRef
 
 SIZE = 160
 

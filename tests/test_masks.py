@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from flowstyle.masks import consistency_mask, long_term_masks, soften
+from flowstyle.motion.masks import consistency_mask, long_term_masks, soften
 
 
 def translation(dx: float, dy: float, h: int = 32, w: int = 40) -> torch.Tensor:

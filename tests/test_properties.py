@@ -2,8 +2,8 @@
 import torch
 from hypothesis import given, settings, strategies as st
 
-from flowstyle.masks import consistency_mask, long_term_masks
-from flowstyle.warp import warp
+from flowstyle.motion.masks import consistency_mask, long_term_masks
+from flowstyle.motion.warp import warp
 
 sizes = st.tuples(st.integers(4, 24), st.integers(4, 24))
 

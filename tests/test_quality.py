@@ -22,14 +22,15 @@ import torch
 
 import flowstyle
 from flowstyle import FlowstyleError, Settings, StyleRef
-from flowstyle import quality, vgg as vgg_module
-from flowstyle.frames import Frame
-from flowstyle.optimize import (
-    STYLE_LAYERS, FrameObjective, LossWeights, StyleBank, Temporal, amp_agrees, coarse_to_fine, content_loss,
-    converged, detail_energy, gram_matrix, luminance, optimize, rgb_to_yiq, sharpness_loss, style_loss,
+from flowstyle.quality import run as quality, vgg as vgg_module
+from flowstyle.io import Frame
+from flowstyle.quality.losses import (
+    STYLE_LAYERS, content_loss, detail_energy, gram_matrix, luminance, rgb_to_yiq, sharpness_loss, style_loss,
     temporal_loss, tv_loss, yiq_to_rgb,
 )
-from flowstyle.vgg import VGG19Features, load_vgg19_state_dict, vgg19_features
+from flowstyle.quality.objective import FrameObjective, LossWeights, StyleBank, Temporal
+from flowstyle.quality.optimize import amp_agrees, coarse_to_fine, converged, optimize
+from flowstyle.quality.vgg import VGG19Features, load_vgg19_state_dict, vgg19_features
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -370,7 +371,7 @@ def _frame(k: int, rgb: np.ndarray) -> Frame:
 class TestTie:
     def _ctx(self, **kw):
         s = Settings(mode="quality", styles=(StyleRef(image="x.png"),), **kw).resolved()
-        return SimpleNamespace(settings=s, device="cpu", flows=_FakeFlows())
+        return SimpleNamespace(settings=s, device="cpu", flows=_FakeFlows(), write_debug_masks=lambda frame, masks: None)
 
     def test_long_term_masks_tie_to_nearest(self, net):
         ctx = self._ctx(long_term=(1, 2))

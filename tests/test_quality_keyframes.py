@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import flowstyle
-from flowstyle.frames import open_source, read_image, write_png
+from flowstyle.io import open_source, read_image, write_png
 
 SIZE = 64
 

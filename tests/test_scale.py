@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import flowstyle
-from flowstyle.chunks import parse_chunk, plan_chunks
-from flowstyle.errors import FlowstyleError
-from flowstyle.frames import read_image
+from flowstyle.scale.chunks import plan_chunks
+from flowstyle.settings import parse_chunk
+from flowstyle import FlowstyleError
+from flowstyle.io import read_image
 
 SIZE = 160
 
@@ -89,7 +90,7 @@ def test_killed_ray_worker_still_gives_complete_identical_output(cave, ray_clust
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
-                if b"ray::_chunk_task" in cmd and (out / ".flowstyle" / "keys").is_dir() and any((out / ".flowstyle" / "keys").iterdir()):
+                if b"ray::_chunk_job" in cmd and (out / ".flowstyle" / "keys").is_dir() and any((out / ".flowstyle" / "keys").iterdir()):
                     os.kill(int(pid), signal.SIGKILL)
                     killed = int(pid)
                     break

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from flowstyle.temporal import band_solve, cg_solve, laplacian, lowpass
+from flowstyle.base.tensors import laplacian
+from flowstyle.fast.solve import band_solve, cg_solve, lowpass
 
 
 def energy(x, p, w, c, g, lam, gam):

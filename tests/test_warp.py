@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from flowstyle.warp import sample_grid, warp
+from flowstyle.motion.warp import sample_grid, warp
 
 
 class TestWarp:

@@ -2,17 +2,23 @@
 
     >>> import flowstyle
     >>> flowstyle.stylize("shot.mp4", "builtin:7", "out/", flowstyle.Settings(size=512))
+
+The data path, one subpackage per stage: ``io`` (frames in, files out) -> ``motion`` (flow,
+masks, warping) -> ``fast`` / ``quality`` (the two ways to make a frame), directed by
+``keyframes`` and scaled out by ``scale``; ``pipeline`` alone knows their order.
 """
-from .errors import FlowstyleError
-from .settings import Settings
-from .stylize import StyleRef
+from .base import VERSION as __version__
+from .base.errors import FlowstyleError
+from .io.styles import StyleRef
+from .settings import RunOptions, Settings
 
-__version__ = "0.1.0"
-__all__ = ["stylize", "Settings", "StyleRef", "FlowstyleError", "__version__"]
+__all__ = ["stylize", "Settings", "RunOptions", "StyleRef", "FlowstyleError", "__version__"]
 
 
-def stylize(*args, **kwargs):
-    """Stylize a clip; see :func:`flowstyle.pipeline.stylize`."""
-    from .pipeline import stylize as _stylize
+def __getattr__(name: str):
+    """``stylize`` and ``run`` load the pipeline (and torch) on first use, so ``flowstyle --help`` is instant."""
+    if name in ("stylize", "run"):
+        from . import pipeline
 
-    return _stylize(*args, **kwargs)
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'flowstyle' has no attribute {name!r}")

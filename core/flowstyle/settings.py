@@ -1,114 +1,35 @@
-"""Run settings: one frozen dataclass, checked before the first frame."""
+"""What a run is asked to do, checked before the first frame; the one source of every default.
+
+Two frozen dataclasses:
+
+- :class:`Settings`: everything that decides the pixels (DESIGN 3 and 4), and so the ``--resume``
+  fingerprint;
+- :class:`RunOptions`: how this invocation runs (resume, preview, cache, chunks, Ray), which
+  never changes a frame's pixels.
+
+Each field carries its command-line flag and help in its metadata; ``flowstyle.cli`` builds the
+parser from them, so a default is written once, here.
+"""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional
 
-from .errors import FlowstyleError
-from .stylize import StyleRef
+from .base.device import DEVICES
+from .base.errors import FlowstyleError
+from .io.styles import StyleRef, parse_style
 
-__all__ = ["Settings", "MODE_DEFAULTS", "parse_range", "parse_offsets"]
+__all__ = ["Settings", "RunOptions", "MODE_DEFAULTS", "parse_range", "parse_offsets", "parse_chunk", "describe_default"]
 
 # Defaults that differ by mode (None in Settings means "the mode's default").
 MODE_DEFAULTS = {
     "fast": {"temporal_weight": 1.0, "long_term": (1,), "passes": 1, "flow": "dis-fast"},
     "quality": {"temporal_weight": 1000.0, "long_term": (1, 2, 4), "passes": 1, "flow": "dis"},
 }
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that decides the output (DESIGN 3 and 4).
-
-    Fields left None take the mode's default (:data:`MODE_DEFAULTS`); :meth:`resolved`
-    fills them in.
-    """
-
-    styles: tuple[StyleRef, ...] = (StyleRef(builtin=7),)
-    mode: str = "fast"
-    frames: Optional[tuple[int, int]] = None  # 1-based inclusive
-    size: Optional[int] = 1024  # working size, longest side; None keeps the input's
-    flow: Optional[str] = None  # dis | dis-fast | deepflow | raft; None: dis-fast (fast mode), dis (quality)
-    raft_weights: Optional[str] = None  # local torchvision RAFT state dict (default: torchvision's download)
-    temporal_weight: Optional[float] = None  # γ; 0 turns temporal terms off (fast: per-frame; quality: also --init content)
-    long_term: Optional[tuple[int, ...]] = None  # J
-    passes: Optional[int] = None
-    mask: str = "hard"  # hard | soft
-    device: str = "auto"
-    keyframes: Optional[str] = None
-    # fast mode (DESIGN 4.6)
-    fidelity_weight: float = 0.2  # λ
-    detail: float = 0.7  # share of the fine band kept from the per-frame stylization
-    band: int = 8  # band cut-off in pixels
-    warp_mode: str = "bicubic"
-    solver: str = "band"  # band | cg
-    # quality mode (DESIGN 4.4)
-    content_weight: float = 5.0
-    style_weight: float = 100.0
-    tv_weight: float = 1e-3
-    iterations: int = 500
-    iterations_first: int = 1000
-    optimizer: str = "lbfgs"
-    init: str = "prev-warped"
-    vgg_weights: Optional[str] = None
-    style_scale: float = 1.0
-    keep_colors: bool = False
-    seed: int = 0
-    init_first: str = "content"  # start of frame 1 (and of fresh frames): content | random
-    coarse_to_fine: int = 0  # coarser levels (each half size) before a fresh frame's full size; 0 off
-    temporal_luminance: bool = False  # ReCoNet: temporal target follows the input's luminance change
-    feature_temporal_weight: float = 0.0  # feature-level temporal term (relu3_1); 0 off
-    sharpness_weight: float = 3.0  # anti-blur term (keep the traced detail energy); 0 off
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
-
-    def resolved(self) -> "Settings":
-        """A copy with mode defaults filled in, after checking every value a user can set."""
-        if self.mode not in MODE_DEFAULTS:
-            raise FlowstyleError(f"unknown mode '{self.mode}': use fast or quality")
-        d = MODE_DEFAULTS[self.mode]
-        s = dataclasses.replace(
-            self,
-            temporal_weight=d["temporal_weight"] if self.temporal_weight is None else float(self.temporal_weight),
-            long_term=d["long_term"] if self.long_term is None else tuple(sorted(set(self.long_term))),
-            passes=d["passes"] if self.passes is None else int(self.passes),
-            flow=d["flow"] if self.flow is None else self.flow,
-        )
-        if s.temporal_weight < 0:
-            raise FlowstyleError(f"--temporal-weight must be 0 or more, got {s.temporal_weight:g}")
-        if not s.long_term or min(s.long_term) < 1:
-            raise FlowstyleError(f"--long-term needs frame offsets of 1 or more, like 1,2,4; got {s.long_term}")
-        if s.passes < 1:
-            raise FlowstyleError(f"--passes must be 1 or more, got {s.passes}")
-        if s.size is not None and s.size < 16:
-            raise FlowstyleError(f"--size must be at least 16 pixels, got {s.size}")
-        if s.mask not in ("hard", "soft"):
-            raise FlowstyleError(f"unknown mask '{s.mask}': use hard or soft")
-        if s.solver not in ("band", "cg"):
-            raise FlowstyleError(f"unknown solver '{s.solver}': use band or cg")
-        if s.optimizer not in ("lbfgs", "adam"):
-            raise FlowstyleError(f"unknown optimizer '{s.optimizer}': use lbfgs or adam")
-        if s.init not in ("prev-warped", "prev", "content", "random"):
-            raise FlowstyleError(f"unknown --init '{s.init}': use prev-warped, prev, content or random")
-        if s.init_first not in ("content", "random"):
-            raise FlowstyleError(f"unknown first-frame init '{s.init_first}': use content or random")
-        if s.iterations < 1 or s.iterations_first < 1:
-            raise FlowstyleError(f"--iterations and --iterations-first must be 1 or more, got {s.iterations} and {s.iterations_first}")
-        if min(s.content_weight, s.style_weight, s.tv_weight, s.feature_temporal_weight, s.sharpness_weight) < 0:
-            raise FlowstyleError("quality-mode weights (content, style, tv, feature, sharpness) must be 0 or more")
-        if s.style_scale <= 0 or s.coarse_to_fine < 0:
-            raise FlowstyleError(f"--style-scale must be positive and coarse-to-fine levels 0 or more, got {s.style_scale:g} and {s.coarse_to_fine}")
-        if s.device not in ("auto", "cpu", "cuda", "mps"):
-            raise FlowstyleError(f"unknown device '{s.device}': use auto, cpu, cuda or mps")
-        return s
-
-    def fingerprint(self) -> dict:
-        """The settings that decide the pixels (for --resume), as plain JSON values."""
-        d = dataclasses.asdict(self)
-        for k in ("device", "extra", "keyframes"):
-            d.pop(k)
-        d["styles"] = [str(s) for s in self.styles]
-        return d
+FLOWS = ("dis", "dis-fast", "deepflow", "raft")
+WARP_MODES = ("bilinear", "bicubic", "nearest")
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -132,3 +53,205 @@ def parse_offsets(text: str) -> tuple[int, ...]:
     if not out or min(out) < 1:
         raise FlowstyleError(f"--long-term '{text}' must be frame offsets of 1 or more, like 1,2,4")
     return out
+
+
+def parse_chunk(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N), 1-based."""
+    a, sep, b = text.partition("/")
+    try:
+        i, n = int(a), int(b)
+    except ValueError:
+        i = n = 0
+    if not sep or not 1 <= i <= n:
+        raise FlowstyleError(f"--chunk '{text}' must be I/N with 1 <= I <= N, like 2/8")
+    return i, n
+
+
+def _styles(texts: list[str]) -> tuple[StyleRef, ...]:
+    return tuple(parse_style(t) for t in texts)
+
+
+def option(default: Any, help: str, *, group: str = "general", flag: Optional[str] = None,
+           choices: Optional[tuple] = None, metavar: Optional[str] = None,
+           parse: Optional[Callable[[Any], Any]] = None, kind: Optional[type] = None,
+           repeat: bool = False, const: Optional[str] = None, cli: bool = True, shown: Optional[str] = None):
+    """A dataclass field with what the command line needs to offer it.
+
+    Args:
+        default: the one default (mode-dependent fields use None and :data:`MODE_DEFAULTS`).
+        help: what it does, without the default (the parser appends it).
+        flag: the flag, default ``--field-name``. kind: the type argparse reads (default: the
+            default's type). parse: turns what argparse read into the field's value (errors are
+            :class:`FlowstyleError` lines). repeat: the flag may repeat (a list). const: the flag may
+            stand alone and then means this value. cli: offered on the
+            command line. shown: how the help shows the default, where ``default`` does not say it.
+    """
+    meta = dict(help=help, group=group, flag=flag, choices=choices, metavar=metavar, parse=parse, kind=kind,
+                repeat=repeat, const=const, cli=cli, shown=shown)
+    if isinstance(default, (list, dict)):
+        raise TypeError("mutable defaults are not allowed")
+    return field(default=default, metadata=meta)
+
+
+def describe_default(f: dataclasses.Field) -> str:
+    """The default of a field as its help text shows it."""
+    if f.metadata.get("shown"):
+        return f.metadata["shown"]
+    if f.default is None and f.name in MODE_DEFAULTS["fast"]:
+        def show(v):
+            return ",".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+        return " fast, ".join(show(MODE_DEFAULTS[m][f.name]) for m in MODE_DEFAULTS) + " quality"
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    if isinstance(f.default, float):
+        return f"{f.default:g}"
+    return "none" if f.default is None else str(f.default)
+
+
+FAST, QUALITY = "fast mode (DESIGN 4.6)", "quality mode (DESIGN 4.4)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides the output (DESIGN 3 and 4).
+
+    Fields left None take the mode's default (:data:`MODE_DEFAULTS`); :meth:`resolved`
+    fills them in and checks every value.
+    """
+
+    styles: tuple[StyleRef, ...] = option(
+        (StyleRef(builtin=7),), "style image path, PATH:WEIGHT, or builtin:N (0-25); repeat to blend",
+        flag="--style", metavar="STYLE", repeat=True, parse=_styles, kind=str, shown="builtin:7")
+    mode: str = option("fast", "fast: feed-forward network + temporal solve; quality: Ruder et al. optimization on VGG-19",
+                       choices=("fast", "quality"))
+    frames: Optional[tuple[int, int]] = option(
+        None, "1-based inclusive range in the input's own order", metavar="START:END", parse=parse_range, kind=str,
+        shown="all")
+    size: Optional[int] = option(1024, "working size, longest side in pixels, never upscaled; 0 keeps the input's",
+                                 metavar="MAX_SIDE", parse=lambda v: v or None, kind=int)
+    flow: Optional[str] = option(None, "optical flow backend", choices=FLOWS)
+    raft_weights: Optional[str] = option(None, "local torchvision RAFT state dict for --flow raft", metavar="PATH",
+                                         shown="torchvision's download")
+    temporal_weight: Optional[float] = option(
+        None, "weight of the temporal term γ; 0 turns temporal terms off (fast: per-frame stylization; "
+        "quality: also starts each frame from its content)", metavar="G", kind=float)
+    long_term: Optional[tuple[int, ...]] = option(None, "earlier frames J tied by the temporal term",
+                                                  metavar="1,2,4", parse=parse_offsets, kind=str)
+    passes: Optional[int] = option(None, "multi-pass processing, alternating directions (quality mode)", kind=int)
+    mask: str = option("hard", "flow reliability masks", choices=("hard", "soft"))
+    device: str = option("auto", "compute device", choices=DEVICES)
+    keyframes: Optional[str] = option(None, "style keys and painted overrides (DESIGN 4.5)", metavar="FILE.json")
+    warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
+    # fast mode (DESIGN 4.6)
+    fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization", group=FAST, metavar="L")
+    solver: str = option("band", "temporal solver: band (two-band closed form, a heuristic) or cg "
+                         "(conjugate gradients on the full energy)", group=FAST, choices=("band", "cg"))
+    detail: float = option(0.7, "band solver: share of the fine band kept from the per-frame stylization",
+                           group=FAST, metavar="D")
+    band: int = option(8, "band solver: cut-off between the bands, in pixels", group=FAST, metavar="PX")
+    # quality mode (DESIGN 4.4)
+    content_weight: float = option(5.0, "α", group=QUALITY)
+    style_weight: float = option(100.0, "β", group=QUALITY)
+    tv_weight: float = option(1e-3, "total variation", group=QUALITY)
+    iterations: int = option(500, "iterations per frame after the first", group=QUALITY)
+    iterations_first: int = option(1000, "iterations for the first frame", group=QUALITY)
+    optimizer: str = option("lbfgs", "optimizer", group=QUALITY, choices=("lbfgs", "adam"))
+    init: str = option("prev-warped", "start of frames after the first", group=QUALITY,
+                       choices=("prev-warped", "prev", "content", "random"))
+    init_first: str = option("content", "start of the first frame (and of frames with no temporal term)",
+                             group=QUALITY, choices=("content", "random"))
+    vgg_weights: Optional[str] = option(None, "local torchvision VGG-19 state dict", group=QUALITY, metavar="PATH",
+                                        shown="torchvision's download")
+    style_scale: float = option(1.0, "size of the style image relative to the frame", group=QUALITY)
+    keep_colors: bool = option(False, "transfer luminance only, keep the input's colours", group=QUALITY)
+    seed: int = option(0, "random seed", group=QUALITY)
+    coarse_to_fine: int = option(0, "coarser levels (each half size) optimized before a fresh frame's full size",
+                                 group=QUALITY, metavar="LEVELS")
+    temporal_luminance: bool = option(False, "luminance-aware temporal term: the target follows the input's "
+                                      "lighting changes (ReCoNet)", group=QUALITY)
+    feature_temporal_weight: float = option(0.0, "feature-level temporal term on relu3_1 (ReCoNet); 0 off",
+                                            group=QUALITY)
+    sharpness_weight: float = option(3.0, "anti-blur term: keep the traced detail energy (seed 000); 0 off",
+                                     group=QUALITY)
+
+    def resolved(self) -> "Settings":
+        """A copy with mode defaults filled in, after checking every value a user can set."""
+        if self.mode not in MODE_DEFAULTS:
+            raise FlowstyleError(f"unknown mode '{self.mode}': use fast or quality")
+        d = MODE_DEFAULTS[self.mode]
+        s = dataclasses.replace(
+            self,
+            temporal_weight=d["temporal_weight"] if self.temporal_weight is None else float(self.temporal_weight),
+            long_term=d["long_term"] if self.long_term is None else tuple(sorted(set(self.long_term))),
+            passes=d["passes"] if self.passes is None else int(self.passes),
+            flow=d["flow"] if self.flow is None else self.flow,
+        )
+        for f in dataclasses.fields(s):
+            choices = f.metadata.get("choices")
+            value = getattr(s, f.name)
+            if choices and value not in choices:
+                raise FlowstyleError(f"unknown {f.name.replace('_', ' ')} '{value}': use "
+                                     f"{', '.join(choices[:-1])} or {choices[-1]}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise FlowstyleError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+        if s.temporal_weight < 0:
+            raise FlowstyleError(f"--temporal-weight must be 0 or more, got {s.temporal_weight:g}")
+        if not s.long_term or min(s.long_term) < 1:
+            raise FlowstyleError(f"--long-term needs frame offsets of 1 or more, like 1,2,4; got {s.long_term}")
+        if s.passes < 1:
+            raise FlowstyleError(f"--passes must be 1 or more, got {s.passes}")
+        if s.size is not None and s.size < 16:
+            raise FlowstyleError(f"--size must be at least 16 pixels, got {s.size}")
+        if s.iterations < 1 or s.iterations_first < 1:
+            raise FlowstyleError(f"--iterations and --iterations-first must be 1 or more, got {s.iterations} and {s.iterations_first}")
+        if min(s.content_weight, s.style_weight, s.tv_weight, s.feature_temporal_weight, s.sharpness_weight) < 0:
+            raise FlowstyleError("quality-mode weights (content, style, tv, feature, sharpness) must be 0 or more")
+        if s.style_scale <= 0 or s.coarse_to_fine < 0:
+            raise FlowstyleError(f"--style-scale must be positive and coarse-to-fine levels 0 or more, got {s.style_scale:g} and {s.coarse_to_fine}")
+        if s.fidelity_weight <= 0 or not 0 <= s.detail <= 1 or s.band < 1:
+            raise FlowstyleError(f"fast mode needs --fidelity-weight > 0, --detail in [0, 1] and --band >= 1; "
+                                 f"got {s.fidelity_weight:g}, {s.detail:g} and {s.band}")
+        return s
+
+    def fingerprint(self) -> dict:
+        """The settings that decide the pixels (for --resume), as plain JSON values."""
+        d = dataclasses.asdict(self)
+        for k in ("device", "keyframes"):
+            d.pop(k)
+        d["styles"] = [str(s) for s in self.styles]
+        return d
+
+
+OUTPUT, PARALLEL = "output and progress", "parallel runs (fast mode)"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one invocation runs; none of it changes a frame's pixels."""
+
+    resume: bool = option(False, "keep frames whose inputs and settings are unchanged", group=OUTPUT)
+    preview: Optional[int] = option(None, "stylize only this frame (1-based within the range) into OUT/preview.png",
+                                    group=OUTPUT, metavar="FRAME", kind=int)
+    cache_dir: Optional[str] = option(None, "flow cache folder", group=OUTPUT, flag="--cache", metavar="DIR",
+                                      shown="OUT/.flowstyle/flow")
+    debug: bool = option(False, "also write the flow reliability masks to OUT/debug", group=OUTPUT)
+    ray: Optional[str] = option(None, "run chunks as Ray tasks: a local cluster without ADDRESS, else that "
+                                "cluster's address", group=PARALLEL, metavar="ADDRESS", const="", shown="off")
+    chunks: Optional[int] = option(None, "number of chunks", group=PARALLEL, metavar="N", kind=int,
+                                   shown="two per Ray worker")
+    chunk: Optional[tuple[int, int]] = option(None, "render-farm job: only chunk I of N; then run "
+                                              "'flowstyle stitch ... --chunks N'", group=PARALLEL, metavar="I/N",
+                                              parse=parse_chunk, kind=str, shown="all")
+    margin: int = option(8, "lead-in frames run before each chunk to warm its temporal state", group=PARALLEL)
+    stitch: bool = option(False, "only re-solve the chunk boundaries of an N-chunk run", cli=False)
+    lock: bool = option(True, "hold the output folder's lock (off only in Ray chunk tasks, whose driver holds it)",
+                        cli=False)
+
+    def checked(self) -> "RunOptions":
+        if self.margin < 0:
+            raise FlowstyleError(f"--margin must be 0 or more, got {self.margin}")
+        if self.chunks is not None and self.chunks < 1:
+            raise FlowstyleError(f"--chunks must be 1 or more, got {self.chunks}")
+        if self.stitch and not self.chunks:
+            raise FlowstyleError("flowstyle stitch needs --chunks N, the N the chunk jobs used")
+        return self

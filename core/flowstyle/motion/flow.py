@@ -1,11 +1,9 @@
-"""Optical flow between input frames (DESIGN 4.1): OpenCV DIS and DeepFlow, cached on disk.
+"""Optical flow between input frames (DESIGN 4.1): OpenCV DIS and DeepFlow, torchvision RAFT.
 
 Backends are a name -> builder registry, as torchvision registers its models.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -13,10 +11,11 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from .errors import FlowstyleError
-from .frames import Frame
+from ..base.errors import FlowstyleError
+from ..io.frames import Frame
+from .flow_cache import FlowCache
 
-__all__ = ["FLOW_BACKENDS", "flow_backend", "FlowCache", "FlowEstimator", "read_flo"]
+__all__ = ["FLOW_BACKENDS", "flow_backend", "FlowEstimator", "read_flo"]
 
 FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -97,39 +96,6 @@ def flow_backend(name: str, **options) -> FlowFn:
     if name not in FLOW_BACKENDS:
         raise FlowstyleError(f"unknown flow backend '{name}': choose one of {', '.join(sorted(FLOW_BACKENDS))}")
     return FLOW_BACKENDS[name](**options) if name == "raft" else FLOW_BACKENDS[name]()
-
-
-class FlowCache:
-    """Flows on disk, keyed by (frame contents, resolution, backend); float16 .npy files."""
-
-    def __init__(self, folder: Optional[Path]):
-        self.folder = Path(folder) if folder else None
-
-    def _path(self, backend: str, a: Frame, b: Frame) -> Optional[Path]:
-        if self.folder is None:
-            return None
-        h, w = a.rgb.shape[:2]
-        key = hashlib.blake2b(f"{backend}|{w}x{h}|{a.key}|{b.key}".encode(), digest_size=16).hexdigest()
-        return self.folder / key[:2] / f"{key}.npy"
-
-    def get(self, backend: str, a: Frame, b: Frame) -> Optional[np.ndarray]:
-        p = self._path(backend, a, b)
-        if p is None or not p.is_file():
-            return None
-        try:
-            return np.load(p).astype(np.float32)
-        except (OSError, ValueError):
-            return None  # a damaged cache entry is recomputed
-
-    def put(self, backend: str, a: Frame, b: Frame, flow: np.ndarray) -> None:
-        p = self._path(backend, a, b)
-        if p is None:
-            return
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, flow.astype(np.float16))
-        os.replace(tmp, p)
 
 
 class FlowEstimator:

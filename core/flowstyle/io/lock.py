@@ -1,37 +1,12 @@
-"""Private helpers: device choice, tensor <-> array, the output-folder lock."""
+"""One job per output folder: a lock file made with O_EXCL; a dead owner's lock is taken over."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
+from ..base.errors import FlowstyleError
 
-from .errors import FlowstyleError
-
-__all__ = ["pick_device", "OutputLock", "quantize"]
-
-
-def pick_device(name: str = "auto") -> str:
-    """'auto' -> cuda, then mps, then cpu; an explicit name is checked to exist."""
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FlowstyleError("--device cuda was asked for but no CUDA GPU is visible to torch: use --device auto or cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise FlowstyleError("--device mps was asked for but Metal is not available: use --device auto or cpu")
-    return name
-
-
-def quantize(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Round to what a PNG of ``bit_depth`` stores, so the carried-forward result equals the file."""
-    scale = 65535.0 if bit_depth == 16 else 255.0
-    return (np.floor(np.clip(rgb, 0.0, 1.0) * scale + 0.5) / scale).astype(np.float32)
+__all__ = ["OutputLock"]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -47,10 +22,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 class OutputLock:
-    """One job per output folder: ``.flowstyle/lock`` made with O_EXCL; a dead owner's lock is taken over."""
+    """Hold ``path`` (``OUT/.flowstyle/lock``, see :mod:`flowstyle.io.names`) while a job writes to OUT."""
 
-    def __init__(self, folder: Path, name: str = "lock"):
-        self.path = Path(folder) / ".flowstyle" / name
+    def __init__(self, path: Path):
+        self.path = Path(path)
         self._held = False
 
     def __enter__(self) -> "OutputLock":

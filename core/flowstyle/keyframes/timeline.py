@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .errors import FlowstyleError
-from .stylize import StyleRef, parse_style
+from ..base.errors import FlowstyleError
+from ..io.images import read_image
+from ..io.styles import StyleRef, parse_style
+from ..settings import Settings
 
 __all__ = ["StyleKey", "Override", "Timeline", "load_keyframes", "parse_keyframes", "blend_styles"]
 
@@ -105,13 +107,6 @@ class Timeline:
             return va
         vb = dict(b.weights).get(name, default)
         return (1.0 - t) * va + t * vb
-
-    def override_at(self, k: int) -> Optional[str]:
-        """Path of the painted image for frame ``k``, or None."""
-        for o in self.overrides:
-            if o.frame == k:
-                return o.image
-        return None
 
     def fingerprint(self) -> str:
         """Changes when anything that decides the pixels changes (painted files by content)."""
@@ -198,15 +193,13 @@ def parse_keyframes(data: dict, length: int, base_styles: tuple[StyleRef, ...], 
         image = image if image.is_absolute() else folder / image
         if not image.is_file():
             raise FlowstyleError(f"{_where(source, what)}: painted image '{image}' not found (paths are relative to the keyframe file)")
-        from .frames import read_image
-
         read_image(image, "painted image")  # decodable, or one clear line now rather than mid-run
         overrides.append(Override(frame, str(image)))
     return Timeline(length, base_styles, tuple(sorted(keys, key=lambda k: k.frame)),
                     tuple(sorted(overrides, key=lambda o: o.frame)), source)
 
 
-def load_keyframes(settings, length: int, keyframes: Union[str, Path, dict, None] = None) -> Timeline:
+def load_keyframes(settings: Settings, length: int, keyframes: Union[str, Path, dict, None] = None) -> Timeline:
     """The run's timeline: ``settings.keyframes`` (a JSON file) parsed against ``length`` frames.
 
     ``keyframes`` may also be given directly as the parsed structure (the Python API).

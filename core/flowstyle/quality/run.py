@@ -22,16 +22,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._utils import quantize
-from .errors import FlowstyleError
-from .guides import OverrideGuides
-from .keyframes import Timeline
-from .masks import consistency_mask, long_term_masks
-from .metrics import to_tensor, warping_error
-from .optimize import (FEATURE_LAYER, FrameObjective, LossWeights, OptimizeResult, StyleBank, Temporal,
-                       amp_agrees, coarse_to_fine, detail_energy, luminance, noise_like, optimize, rgb_to_yiq)
+from ..base.errors import FlowstyleError
+from ..base.tensors import quantize, to_array, to_tensor
+from ..context import History, RunContext, run_frames
+from ..io import names
+from ..io.frames import Frame
+from ..io.styles import StyleRef
+from ..keyframes.painted import OverrideGuides
+from ..keyframes.timeline import Timeline
+from ..motion.trace import earlier_results, trace
+from ..motion.warp import warp
+from ..settings import Settings
+from .losses import FEATURE_LAYER, detail_energy, luminance, rgb_to_yiq
+from .objective import FrameObjective, LossWeights, StyleBank, Temporal
+from .optimize import OptimizeResult, amp_agrees, coarse_to_fine, noise_like, optimize
 from .vgg import VGG19Features, vgg19_features
-from .warp import warp
 
 __all__ = ["run_quality", "preview_quality", "check_styles", "Stylist", "DELTA"]
 
@@ -49,11 +54,6 @@ def check_styles(timeline: Timeline, frames: Sequence[int]) -> None:
                 )
 
 
-def _array(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) -> (H, W, 3) float32 clipped to [0, 1]."""
-    return x[0].detach().clamp(0.0, 1.0).permute(1, 2, 0).float().cpu().numpy()
-
-
 class Stylist:
     """What quality mode keeps across frames: the loss network, the Gram targets, the weights.
 
@@ -65,7 +65,7 @@ class Stylist:
             or torchvision's download.
     """
 
-    def __init__(self, settings, device: str, *, content_stats: tuple[float, float] = (0.5, 0.25),
+    def __init__(self, settings: Settings, device: str, *, content_stats: tuple[float, float] = (0.5, 0.25),
                  net: Optional[VGG19Features] = None):
         s = self.settings = settings
         self.device = device
@@ -88,7 +88,7 @@ class Stylist:
             style=timeline.weight_at(k, "style_weight", s.style_weight),
             temporal=timeline.weight_at(k, "temporal_weight", s.temporal_weight))
 
-    def objective(self, content: torch.Tensor, styles, temporal: Optional[Temporal] = None,
+    def objective(self, content: torch.Tensor, styles: Sequence[StyleRef], temporal: Optional[Temporal] = None,
                   scale: float = 1.0) -> FrameObjective:
         if scale != 1.0:
             h, w = content.shape[-2:]
@@ -99,7 +99,7 @@ class Stylist:
                               keep_colors=self.settings.keep_colors, channels_last=self.channels_last,
                               amp_dtype=self.amp)
 
-    def run(self, content: torch.Tensor, styles, init: torch.Tensor, *, iterations: int,
+    def run(self, content: torch.Tensor, styles: Sequence[StyleRef], init: torch.Tensor, *, iterations: int,
             temporal: Optional[Temporal] = None, fresh: bool = False, callback=None) -> OptimizeResult:
         """Optimize one frame; ``fresh`` (no warped start, no temporal term) allows the coarse-to-fine start."""
         s = self.settings
@@ -118,9 +118,9 @@ def _start(kind: str, content: torch.Tensor, seed: int) -> torch.Tensor:
     return noise_like(content, seed) if kind == "random" else content
 
 
-def tie(ctx, stylist: Stylist, frame, content: torch.Tensor, neighbours: Sequence, *, loss: bool,
-        flows_out: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
-    """Flows, masks and warped results tying ``frame`` to already stylized neighbours (DESIGN 4.2-4.4).
+def tie(ctx: RunContext, stylist: Stylist, frame: Frame, content: torch.Tensor, neighbours: Sequence, *,
+        loss: bool, flows_out: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
+    """The temporal terms tying ``frame`` to already stylized neighbours (DESIGN 4.2-4.4).
 
     Args:
         neighbours: (j, neighbour frame, its result (H, W, 3)) with j the distance (1 = nearest).
@@ -131,48 +131,34 @@ def tie(ctx, stylist: Stylist, frame, content: torch.Tensor, neighbours: Sequenc
         (:class:`Temporal` or None, j -> ω_j (1, 3, H, W), j -> consistency mask c_j (1, 1, H, W)).
     """
     s, dev, net = ctx.settings, ctx.device, stylist.net
-    warped, masks, bws, outs = {}, {}, {}, {}
-    for j, nb_frame, nb_out in neighbours:
-        fw, bw = ctx.flows.pair(nb_frame, frame)
-        if flows_out is not None:
-            flows_out[j] = (fw, bw)
-        bws[j] = to_tensor(bw, dev)
-        masks[j] = consistency_mask(to_tensor(fw, dev), bws[j], soft=s.mask == "soft")
-        outs[j] = to_tensor(nb_out, dev)
-        warped[j] = warp(outs[j], bws[j], mode=s.warp_mode)
-        if s.temporal_luminance:  # ReCoNet: the output may change as the input's luminance does
+    traced = trace(ctx.flows, frame, neighbours, device=dev, soft=s.mask == "soft", warp_mode=s.warp_mode)
+    if flows_out is not None:
+        flows_out.update(traced.flows)
+    ctx.write_debug_masks(frame, traced.masks)
+    warped, masks, bws, outs = traced.warped, traced.masks, traced.flows_bw, traced.results
+    if s.temporal_luminance:  # ReCoNet: the output may change as the input's luminance does
+        for j, nb_frame, _ in neighbours:
             warped[j] = warped[j] + luminance(content) - warp(luminance(to_tensor(nb_frame.rgb, dev)), bws[j])
     if not loss or not warped:
         return None, warped, masks
-    c_long = long_term_masks(masks, s.long_term)
-    order = sorted(c_long)
-    t = Temporal(warped=[warped[j] for j in order], masks=[c_long[j] for j in order])
+    pulls = traced.long_term(s.long_term)
+    t = Temporal(warped=[w for _, w, _ in pulls], masks=[c for _, _, c in pulls])
     if s.feature_temporal_weight:
         with torch.no_grad():
-            for j in order:
+            for j, _, c in pulls:
                 f = getattr(net(outs[j], upto=FEATURE_LAYER), FEATURE_LAYER).float()
                 h, w = f.shape[-2:]
                 H, W = bws[j].shape[-2:]
                 bw_small = F.interpolate(bws[j], size=(h, w), mode="bilinear", align_corners=False)
                 bw_small = bw_small * torch.tensor([w / W, h / H], device=dev).view(1, 2, 1, 1)
                 t.features.append(warp(f, bw_small))
-                t.feature_masks.append(F.interpolate(c_long[j], size=(h, w), mode="area"))
+                t.feature_masks.append(F.interpolate(c, size=(h, w), mode="area"))
     if s.sharpness_weight and 1 in outs:
         t.energy, t.energy_mask = warp(detail_energy(outs[1]), bws[1]), masks[1]
     return t, warped, masks
 
 
-def _measure(ctx, prev, frame, out: np.ndarray, flows: Optional[tuple] = None) -> None:
-    """Warping error of ``out`` against the previous output, with the engine's flow (report.json)."""
-    if prev is None:
-        return
-    t = time.perf_counter()
-    fw, bw = flows or ctx.flows.pair(prev[0], frame)
-    ctx.report.frame(frame.index + 1)["warping_error"] = warping_error(prev[1], out, fw, bw)
-    ctx.report.add_time(frame.index + 1, "measure", time.perf_counter() - t)
-
-
-def _callback(ctx):
+def _callback(ctx: RunContext):
     return lambda it, loss: ctx.check_cancel()
 
 
@@ -186,7 +172,7 @@ def _with_guides(temporal: Optional[Temporal], extra: Sequence) -> Optional[Temp
     return temporal
 
 
-def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Sequence, *, first: bool,
+def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame, neighbours: Sequence, *, first: bool,
              flows_out: dict, extra: Sequence = ()) -> np.ndarray:
     """One frame of a single pass: choose the start, tie to the earlier results, optimize."""
     s, rep, index = ctx.settings, ctx.report, frame.index + 1
@@ -213,40 +199,26 @@ def _stylize(ctx, stylist: Stylist, timeline: Timeline, frame, neighbours: Seque
                       iterations=s.iterations_first if first or fresh else s.iterations, callback=_callback(ctx))
     rep.add_time(index, "stylize", time.perf_counter() - t)
     rep.frame(index)["loss"] = {k: round(v, 6) for k, v in res.parts.items()} | {"iterations": len(res.losses)}
-    return quantize(_array(res.image), frame.bit_depth)
+    return quantize(to_array(res.image), frame.bit_depth)
 
 
-def _single_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
-    """Front to back, each frame written as it finishes; memory holds max(J) earlier frames."""
-    s, rep, n = ctx.settings, ctx.report, len(ctx.source)
-    history: deque = deque(maxlen=max(s.long_term))
-    key = ""
-    for k in range(n):
-        ctx.check_cancel()
-        t0 = time.perf_counter()
-        frame = ctx.source.read(k)
-        rep.add_time(k + 1, "decode", time.perf_counter() - t0)
-        key = ctx.chain_key(frame, key)
-        out = ctx.reusable(k + 1, key)
-        reused, flows = out is not None, {}
-        painted = guides.painted(k)
-        if not reused and painted is not None:  # the artist's frame is the output
-            out = quantize(painted, frame.bit_depth)
-        elif not reused:
-            neighbours = [(j, *history[-j]) for j in s.long_term if j <= len(history)]
-            out = _stylize(ctx, stylist, timeline, frame, neighbours, first=k == 0, flows_out=flows,
-                           extra=guides.terms(k) if guides else ())
-        ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
-        _measure(ctx, history[-1] if history else None, frame, out, flows.get(1))
-        history.append((frame, out))
-        ctx.progress("stylize", k + 1, n)
+def _single_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
+    """Front to back through the shared loop, each frame written as it finishes."""
+    def solve(frame: Frame, history: History, flows: dict) -> np.ndarray:
+        painted = guides.painted(frame.index)
+        if painted is not None:  # the artist's frame is the output
+            return quantize(painted, frame.bit_depth)
+        return _stylize(ctx, stylist, timeline, frame, earlier_results(history, ctx.settings.long_term),
+                        first=frame.index == 0, flows_out=flows, extra=guides.terms(frame.index) if guides else ())
+
+    run_frames(ctx, solve)
 
 
 class _PassStore:
     """Each frame's latest multi-pass result on disk (float32 .npy), so RAM holds a few frames only."""
 
     def __init__(self, folder: Path):
-        self.folder = folder
+        self.folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
 
     def save(self, k: int, rgb: np.ndarray) -> None:
@@ -261,7 +233,7 @@ class _PassStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
+def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
     """Ruder et al. 2018, section 5.4: N passes in alternating directions, frames written at the end.
 
     Pass 1 stylizes each frame on its own (ceil(iterations_first / N) iterations); pass p > 1 goes
@@ -280,10 +252,10 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuide
             frame = ctx.source.read(k)
             out = ctx.reusable(k + 1, keys[k])
             ctx.emit_frame(frame, out, keys[k], 0.0, reused=True)
-            _measure(ctx, prev, frame, out)
+            ctx.measure(prev, frame, out)
             prev = (frame, out)
         return
-    store = _PassStore(ctx.out / ".flowstyle" / "passes")
+    store = _PassStore(names.passes_dir(ctx.out))
     seconds, done = [0.0] * n, 0
     try:
         for p in range(1, passes + 1):
@@ -307,7 +279,7 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuide
                     init = _start(s.init_first, content, s.seed * 100_003 + k)
                 else:
                     last = to_tensor(store.load(k), ctx.device)
-                    neighbours = [(j, *recent[-j]) for j in s.long_term if j <= len(recent)]
+                    neighbours = earlier_results(recent, s.long_term)
                     flow0 = ctx.flows.seconds
                     temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss)
                     temporal = _with_guides(temporal, guides.terms(k) if use_loss and guides else ())
@@ -321,7 +293,7 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuide
                 rep.add_time(k + 1, "stylize", time.perf_counter() - t)
                 spent = rep.frame(k + 1).get("loss", {}).get("iterations", 0) + len(res.losses)
                 rep.frame(k + 1)["loss"] = {kk: round(v, 6) for kk, v in res.parts.items()} | {"iterations": spent}
-                out = _array(res.image)
+                out = to_array(res.image)
                 store.save(k, out)
                 recent.append((frame, out))
                 seconds[k] += time.perf_counter() - t0
@@ -332,7 +304,7 @@ def _multi_pass(ctx, timeline: Timeline, stylist: Stylist, guides: OverrideGuide
             frame = ctx.source.read(k)
             out = quantize(store.load(k), frame.bit_depth)
             ctx.emit_frame(frame, out, keys[k], seconds[k])
-            _measure(ctx, prev, frame, out)
+            ctx.measure(prev, frame, out)
             prev = (frame, out)
     finally:
         store.remove()
@@ -343,7 +315,7 @@ def _luminance_stats(rgb: np.ndarray) -> tuple[float, float]:
     return float(y.mean()), float(y.std())
 
 
-def run_quality(ctx, timeline: Timeline, *, net: Optional[VGG19Features] = None) -> None:
+def run_quality(ctx: RunContext, timeline: Timeline, *, net: Optional[VGG19Features] = None) -> None:
     """The whole quality-mode run (DESIGN 4.4): single pass, or multi-pass when ``passes > 1``.
 
     Frames go out through ``ctx.emit_frame``; ``--resume`` keeps frames whose chain key is
@@ -366,7 +338,7 @@ def run_quality(ctx, timeline: Timeline, *, net: Optional[VGG19Features] = None)
         _single_pass(ctx, timeline, stylist, guides)
 
 
-def preview_quality(ctx, timeline: Timeline, frame, *, net: Optional[VGG19Features] = None) -> np.ndarray:
+def preview_quality(ctx: RunContext, timeline: Timeline, frame: Frame, *, net: Optional[VGG19Features] = None) -> np.ndarray:
     """One frame, no temporal term: ``iterations_first`` iterations from ``init_first``.
 
     Returns:
@@ -379,4 +351,4 @@ def preview_quality(ctx, timeline: Timeline, frame, *, net: Optional[VGG19Featur
     content = to_tensor(frame.rgb, ctx.device)
     res = stylist.run(content, timeline.styles_at(frame.index), _start(s.init_first, content, s.seed * 100_003 + frame.index),
                       iterations=s.iterations_first, fresh=True, callback=_callback(ctx))
-    return _array(res.image)
+    return to_array(res.image)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sample_grid", "warp", "warp_flow"]
+__all__ = ["sample_grid", "warp"]
 
 
 def sample_grid(flow: torch.Tensor) -> torch.Tensor:
@@ -58,16 +58,3 @@ def warp(image: torch.Tensor, flow_bw: torch.Tensor, *, mode: str = "bilinear") 
         raise ValueError(f"flow must be (B, 2, H, W) like image {tuple(image.shape)}; got {tuple(flow_bw.shape)}")
     grid = sample_grid(flow_bw.to(image.dtype))
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
-
-
-def warp_flow(flow: torch.Tensor, flow_bw: torch.Tensor) -> torch.Tensor:
-    """Compose flows: w~(x) = w(x + ŵ(x)) (Ruder et al. 2016, section 4.2).
-
-    Args:
-        flow: (B, 2, H, W) forward flow i -> i+1, defined on frame i.
-        flow_bw: (B, 2, H, W) backward flow i+1 -> i, defined on frame i+1.
-
-    Returns:
-        (B, 2, H, W) the forward flow resampled onto frame i+1's pixels.
-    """
-    return warp(flow, flow_bw)

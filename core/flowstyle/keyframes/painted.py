@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import torch
 
-from .frames import read_image
-from .masks import consistency_mask
-from .metrics import to_tensor
-from .warp import warp
+from ..base.tensors import to_tensor
+from ..context import RunContext
+from ..io.images import read_image
+from ..motion.trace import trace
+from .timeline import Timeline
 
 __all__ = ["OverrideGuides"]
 
@@ -32,7 +33,7 @@ class OverrideGuides:
         gain: weight of a pull next to the painted frame, relative to the temporal term.
     """
 
-    def __init__(self, ctx, timeline, *, radius: int = 12, decay: float = 0.8, gain: float = 2.0):
+    def __init__(self, ctx: RunContext, timeline: Timeline, *, radius: int = 12, decay: float = 0.8, gain: float = 2.0):
         self.ctx, self.radius, self.decay, self.gain = ctx, radius, decay, gain
         self._painted: dict[int, np.ndarray] = {}
         for o in timeline.overrides:
@@ -50,14 +51,12 @@ class OverrideGuides:
     def __bool__(self) -> bool:
         return bool(self._painted)
 
-    def _step(self, image: torch.Tensor, mask: torch.Tensor, src: int, dst: int):
-        """Carry (image, mask) from frame src to the adjacent frame dst."""
+    def _step(self, image: torch.Tensor, mask: torch.Tensor, src: int, dst: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Carry (image (1, 3, H, W), mask (1, 1, H, W)) from frame src to the adjacent frame dst."""
         a, b = self.ctx.source.read(src), self.ctx.source.read(dst)
-        f_src_dst, f_dst_src = self.ctx.flows.pair(a, b)
-        dev = self.ctx.device
-        bw = to_tensor(f_dst_src, dev)
-        c = consistency_mask(to_tensor(f_src_dst, dev), bw)
-        return warp(image, bw), warp(mask, bw) * c
+        t = trace(self.ctx.flows, b, [(1, a, torch.cat([image, mask], 1))], device=self.ctx.device)
+        carried = t.warped[1]
+        return carried[:, :3], carried[:, 3:] * t.masks[1]
 
     def _guide(self, o: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Painted frame o carried to frame k, with its accumulated reliability; memoized per step.

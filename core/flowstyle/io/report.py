@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .frames import atomic_write_bytes
+from .images import atomic_write_bytes
 
-__all__ = ["Report", "peak_memory_mb", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_CANCELLED"]
+__all__ = ["Report", "peak_memory_mb", "EXIT_OK", "EXIT_ERROR", "EXIT_CANCELLED"]
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130  # argparse exits 2 on a usage error
 STAGES = ("decode", "flow", "stylize", "temporal", "write")
 
 

@@ -5,17 +5,12 @@ Used by report.json, the tests and the benchmarks, so all three measure the same
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ..base.tensors import to_tensor
 from .masks import consistency_mask
 from .warp import warp
 
-__all__ = ["to_tensor", "warping_error", "sharpness", "style_drift"]
-
-
-def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """(H, W, C) array -> (1, C, H, W) float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+__all__ = ["warping_error", "sharpness", "style_drift"]
 
 
 def warping_error(prev_out: np.ndarray, out: np.ndarray, flow_fw: np.ndarray, flow_bw: np.ndarray) -> float:

@@ -7,73 +7,19 @@ vector, and a transformer that works at 384 px). Arrays in, arrays out: (H, W, 3
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
-from .errors import FlowstyleError
+from ..base.errors import FlowstyleError
+from ..io.styles import NUM_BUILTIN, StyleRef, read_style_image
 
-__all__ = ["StyleRef", "parse_style", "MagentaStylizer", "NUM_BUILTIN", "STYLE_VECTOR_SIZE"]
+__all__ = ["MagentaStylizer"]
 
-NUM_BUILTIN = 26
 ARBITRARY_SIZE = 384  # the arbitrary-style transformer is fixed at 384x384
 STYLE_SIZE = 256  # ... and the style predictor at 256x256
-STYLE_VECTOR_SIZE = 100
-
-
-@dataclass(frozen=True)
-class StyleRef:
-    """One style: ``builtin`` index or an image path, with a blend weight."""
-
-    builtin: Optional[int] = None
-    image: Optional[str] = None
-    weight: float = 1.0
-
-    def __str__(self) -> str:
-        base = f"builtin:{self.builtin}" if self.builtin is not None else str(self.image)
-        return base if self.weight == 1.0 else f"{base}:{self.weight:g}"
-
-
-def parse_style(spec: str, base: Optional[Path] = None) -> StyleRef:
-    """Parse ``builtin:N``, ``builtin:N:W``, ``path`` or ``path:W``; relative paths resolve against ``base``."""
-    text = spec.strip()
-    weight = 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep and head and _is_number(tail) and not (head == "builtin"):
-        text, weight = head, float(tail)
-    if weight <= 0:
-        raise FlowstyleError(f"style '{spec}': the weight must be positive")
-    if text.startswith("builtin:"):
-        n = text.split(":", 1)[1]
-        if not n.isdigit() or not 0 <= int(n) < NUM_BUILTIN:
-            raise FlowstyleError(f"style '{spec}': builtin styles are builtin:0 to builtin:{NUM_BUILTIN - 1}")
-        return StyleRef(builtin=int(n), weight=weight)
-    path = Path(text)
-    if base is not None and not path.is_absolute():
-        path = base / path
-    if not path.is_file():
-        raise FlowstyleError(f"cannot read style image '{path}': no such file (give an image path or builtin:0..{NUM_BUILTIN - 1})")
-    return StyleRef(image=str(path), weight=weight)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _load_style_image(path: str) -> np.ndarray:
-    from .frames import read_image
-
-    rgb, _, _ = read_image(path, "style image")
-    if min(rgb.shape[:2]) < 16:
-        raise FlowstyleError(f"style image '{path}' is {rgb.shape[1]}x{rgb.shape[0]}: too small to carry a style (at least 16 px a side)")
-    return rgb
 
 
 class MagentaStylizer:
@@ -109,7 +55,7 @@ class MagentaStylizer:
                 self.builtin_weights[s.builtin] += s.weight
             else:
                 if s.image not in self._vectors:
-                    self._vectors[s.image] = self.style_vector(_load_style_image(s.image))
+                    self._vectors[s.image] = self.style_vector(read_style_image(s.image))
                 vectors.append(self._vectors[s.image])
                 vector_weights.append(s.weight)
         self.builtin_total = float(self.builtin_weights.sum())

@@ -1,4 +1,4 @@
-"""Frame sources and sinks: video files, frame folders, printf patterns; atomic PNG writes.
+"""Frame sources: video files, frame folders, printf patterns, streamed at working size.
 
 Frames stream: a source decodes one frame at a time, so memory stays bounded by the few
 frames the pipeline keeps, whatever the clip length.
@@ -6,9 +6,7 @@ frames the pipeline keeps, whatever the clip length.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -16,12 +14,10 @@ from typing import Iterator, Optional
 import cv2
 import numpy as np
 
-from .errors import FlowstyleError
+from ..base.errors import FlowstyleError
+from .images import IMAGE_EXTENSIONS, decode_file, normalize
 
-__all__ = ["Frame", "FrameSource", "open_source", "write_png", "atomic_write_bytes", "read_image", "fit_size", "IMAGE_EXTENSIONS"]
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".mxf", ".ogv", ".gif")
+__all__ = ["Frame", "FrameSource", "open_source", "fit_size"]
 
 
 @dataclass(frozen=True)
@@ -49,45 +45,6 @@ def fit_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int
         return width, height
     scale = max_side / max(width, height)
     return max(2, round(width * scale)), max(2, round(height * scale))
-
-
-def _normalize(raw: np.ndarray, where: str) -> tuple[np.ndarray, Optional[np.ndarray], int]:
-    """OpenCV BGR(A)/gray, 8 or 16 bit -> (RGB float32, alpha float32 or None, bit depth)."""
-    if raw.dtype == np.uint8:
-        depth, scale = 8, 255.0
-    elif raw.dtype == np.uint16:
-        depth, scale = 16, 65535.0
-    elif raw.dtype in (np.float32, np.float64):
-        depth, scale = 16, 1.0
-    else:
-        raise FlowstyleError(f"unsupported pixel type {raw.dtype} in {where}: use 8- or 16-bit PNG, JPEG or TIFF")
-    img = raw.astype(np.float32) / scale
-    if img.ndim == 2:
-        img = img[..., None]
-    alpha = None
-    if img.shape[2] == 4:
-        alpha = np.clip(img[..., 3], 0.0, 1.0)
-        img = img[..., :3]
-    elif img.shape[2] == 2:  # gray + alpha
-        alpha = np.clip(img[..., 1], 0.0, 1.0)
-        img = img[..., :1]
-    if img.shape[2] == 1:
-        rgb = np.repeat(img, 3, axis=2)
-    else:
-        rgb = img[..., ::-1]  # BGR -> RGB
-    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0)), alpha, depth
-
-
-def read_image(path: Path | str, what: str = "image") -> tuple[np.ndarray, Optional[np.ndarray], int]:
-    """Read an image file (8/16-bit, gray, alpha) as (RGB float32 [0,1], alpha or None, bit depth)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FlowstyleError(f"cannot read {what} '{path}': no such file")
-    data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths on every OS
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if raw is None:
-        raise FlowstyleError(f"cannot read {what} '{path}': not an image OpenCV can decode (use PNG, JPEG or TIFF)")
-    return _normalize(raw, f"{what} '{path}'")
 
 
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -139,8 +96,7 @@ class FrameSource:
         """Raw OpenCV array of frame ``native_index`` (0-based in the whole input)."""
         if self.kind != "video":
             f = self._files[native_index]
-            data = np.fromfile(str(f), dtype=np.uint8)
-            raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+            raw = decode_file(f)
             if raw is None:
                 raise FlowstyleError(f"cannot decode frame '{f}': the file is damaged or not an image; replace or remove it")
             if (raw.shape[1], raw.shape[0]) != self.native_size:
@@ -191,7 +147,7 @@ class FrameSource:
         if not 0 <= k < len(self):
             raise IndexError(f"frame {k} outside 0..{len(self) - 1}")
         raw = self._decode(self.start - 1 + k)
-        rgb, alpha, depth = _normalize(raw, f"frame {self.start + k} of '{self.path}'")
+        rgb, alpha, depth = normalize(raw, f"frame {self.start + k} of '{self.path}'")
         rgb = _resize(rgb, self.size)
         if alpha is not None:
             alpha = _resize(alpha, self.size)
@@ -285,8 +241,7 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
             raise FlowstyleError(f"cannot read video '{p}': the file is damaged or in a format OpenCV cannot decode; convert it to H.264 MP4 or a PNG sequence")
         native = (first.shape[1], first.shape[0])
     else:
-        data = np.fromfile(str(files[0]), dtype=np.uint8)
-        first = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        first = decode_file(files[0])
         if first is None:
             raise FlowstyleError(f"cannot decode frame '{files[0]}': the file is damaged or not an image")
         count = len(files)
@@ -297,33 +252,3 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
     return FrameSource(p, kind, files, count, native, start, end, max_side)
 
 
-def write_png(path: Path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, bit_depth: int = 8) -> None:
-    """Write an (H, W, 3) float [0, 1] image as PNG atomically (temp file in the same folder + rename).
-
-    A killed run therefore never leaves a half-written frame under the final name.
-    """
-    scale, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
-    img = rgb[..., ::-1]
-    if alpha is not None:
-        img = np.concatenate([img, alpha[..., None]], axis=2)
-    data = (np.clip(img, 0.0, 1.0) * scale + 0.5).astype(dtype)
-    ok, buf = cv2.imencode(".png", data)
-    if not ok:
-        raise FlowstyleError(f"cannot encode '{path}' as PNG")
-    atomic_write_bytes(path, buf.tobytes())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise FlowstyleError(f"cannot write '{path}': {exc.strerror or exc}; check the output folder is writable and has space") from None

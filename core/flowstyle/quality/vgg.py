@@ -16,7 +16,7 @@ from typing import Mapping, Optional, Union
 import torch
 from torch import nn
 
-from .errors import FlowstyleError
+from ..base.errors import FlowstyleError
 
 __all__ = ["VggOutputs", "LAYERS", "VGG19Features", "Weights", "VGG19_WEIGHTS", "vgg19_features",
            "load_vgg19_state_dict"]

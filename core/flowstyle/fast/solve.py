@@ -25,13 +25,9 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["laplacian", "lowpass", "temporal_blend", "band_solve", "cg_solve"]
+from ..base.tensors import laplacian
 
-
-def laplacian(x: torch.Tensor) -> torch.Tensor:
-    """Discrete 5-point Laplacian with reflecting (Neumann) borders. (B, C, H, W) -> same."""
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return p[..., 1:-1, 2:] + p[..., 1:-1, :-2] + p[..., 2:, 1:-1] + p[..., :-2, 1:-1] - 4.0 * x
+__all__ = ["lowpass", "temporal_blend", "band_solve", "cg_solve"]
 
 
 def lowpass(x: torch.Tensor, cell: int) -> torch.Tensor:

@@ -1,39 +1,35 @@
-"""Scale-out on Ray (issue 7): chunks of the shot as Ray tasks, then the boundary stitch.
+"""Scale-out on Ray: chunks of the shot as Ray tasks, then the boundary stitch.
 
 Each chunk runs the fast mode on its frames with a lead-in margin (its flow pairs and
 per-frame stylizations included) in a Ray worker, writing straight into the shared output
 folder; a worker that dies has its chunk retried by Ray (chunks are deterministic and never
 read each other's output, so a retry writes the same bytes). When all chunks are in, the
-driver re-solves each boundary with the true history (:func:`flowstyle.fast.stitch_boundary`).
+driver re-solves each boundary with the true history (:func:`flowstyle.scale.stitch.stitch_boundary`).
+
+The task body is handed in by the caller (the pipeline's own chunk mode), so this module needs
+nothing above it.
 """
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from ..base.errors import Cancelled, FlowstyleError
+from ..context import RunContext
+from ..io import names
+from ..keyframes.timeline import Timeline
+from ..settings import RunOptions
 from .chunks import plan_chunks
-from .errors import Cancelled, FlowstyleError
+from .stitch import stitch_chunks
 
-__all__ = ["run_distributed"]
+__all__ = ["run_distributed", "ChunkJob"]
 
-
-def _chunk_task(source, settings, out, chunk, margin, resume, cache_dir, keyframes) -> dict:
-    """Body of one Ray task: the engine's own chunk mode in the worker process."""
-    import cv2
-
-    from .pipeline import stylize
-
-    cv2.setNumThreads(1)
-    report = stylize(source, None, out, settings, chunk=chunk, margin=margin, resume=resume, cache_dir=cache_dir,
-                     keyframes=keyframes, _lock=False)
-    return {"status": report.status, "frames": report.frames}
+# chunk_job(source, settings, out, options, keyframes) -> {"status": ..., "frames": {index: record}}
+ChunkJob = Callable[..., dict]
 
 
 def _connect(address: str):
     try:
-        import ray
+        import ray  # optional heavy dependency: imported only when --ray is used
     except ImportError:
         raise FlowstyleError("--ray needs Ray: run 'pip install \"ray==2.60.0\"' in the engine environment") from None
     if not ray.is_initialized():
@@ -44,28 +40,35 @@ def _connect(address: str):
     return ray
 
 
-def run_distributed(ctx, timeline, *, source, keyframes, address: str, chunks: Optional[int], margin: int,
-                    cache_dir) -> None:
-    """Run the shot as Ray tasks, stream frame events as chunks write, then stitch the boundaries."""
-    from .fast import stitch_chunks
+def run_distributed(ctx: RunContext, timeline: Timeline, chunk_job: ChunkJob, *, source, keyframes,
+                    options: RunOptions) -> None:
+    """Run the shot as Ray tasks of ``chunk_job``, stream frame events as chunks write, then stitch.
 
-    ray = _connect(address)
+    Args:
+        chunk_job: runs one chunk in a worker process (a module-level function, so Ray ships it
+            by reference).
+        options: this run's options; each task gets them with its own ``chunk`` and no lock (the
+            driver holds the folder's lock).
+    """
+    ray = _connect(options.ray)
     gpus = int(ray.cluster_resources().get("GPU", 0)) if ctx.device == "cuda" else 0
     workers = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    plan = plan_chunks(len(ctx.source), chunks or 2 * workers, margin)
-    task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=3)(_chunk_task)
-    cache = str(cache_dir or ctx.out / ".flowstyle" / "flow")
-    pending = [task.remote(str(source), ctx.settings, str(ctx.out), (c.index, c.count), margin, ctx.resume, cache, keyframes)
+    plan = plan_chunks(len(ctx.source), options.chunks or 2 * workers, options.margin)
+    task = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=3)(chunk_job)
+    cache = str(options.cache_dir or names.flow_cache_dir(ctx.out))
+    pending = [task.remote(str(source), ctx.settings, str(ctx.out),
+                           RunOptions(resume=options.resume, cache_dir=cache, chunk=(c.index, c.count),
+                                      margin=options.margin, lock=False), keyframes)
                for c in plan]
-    keys_dir = ctx.out / ".flowstyle" / "keys"
     seen: set[int] = set()
 
     def announce() -> None:
-        for p in sorted(keys_dir.glob("*.key")):
+        for p in sorted(names.keys_dir(ctx.out).glob("*.key")):
             index = int(p.stem)
-            if index not in seen and (ctx.out / f"frame_{index:05d}.png").is_file():
+            path = ctx.out / names.frame_name(index)
+            if index not in seen and path.is_file():
                 seen.add(index)
-                ctx.on_event({"event": "frame", "index": index, "path": str(ctx.out / f"frame_{index:05d}.png"), "seconds": 0.0})
+                ctx.on_event({"event": "frame", "index": index, "path": str(path), "seconds": 0.0})
 
     done_chunks = 0
     try:
@@ -90,5 +93,5 @@ def run_distributed(ctx, timeline, *, source, keyframes, address: str, chunks: O
             announce()
     finally:
         announce()
-    stitch_chunks(ctx, timeline, plan, margin)
-    ctx.report.warnings.append(f"ran as {len(plan)} chunks on Ray ({workers} workers), margin {margin}")
+    stitch_chunks(ctx, timeline, plan, options.margin)
+    ctx.report.warnings.append(f"ran as {len(plan)} chunks on Ray ({workers} workers), margin {options.margin}")

@@ -1,0 +1,33 @@
+"""Tensor helpers every stage shares: array <-> tensor, storage rounding, the Laplacian.
+
+Pure functions, no I/O, no device choices (the caller passes the device).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["to_tensor", "to_array", "quantize", "laplacian"]
+
+
+def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(H, W, C) array -> (1, C, H, W) float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+def to_array(x: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) tensor -> (H, W, C) float32 array clipped to [0, 1], on the CPU."""
+    return x[0].detach().clamp(0.0, 1.0).permute(1, 2, 0).float().cpu().numpy()
+
+
+def quantize(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Round to what a PNG of ``bit_depth`` stores, so the carried-forward result equals the file."""
+    scale = 65535.0 if bit_depth == 16 else 255.0
+    return (np.floor(np.clip(rgb, 0.0, 1.0) * scale + 0.5) / scale).astype(np.float32)
+
+
+def laplacian(x: torch.Tensor) -> torch.Tensor:
+    """Discrete 5-point Laplacian with reflecting (Neumann) borders. (B, C, H, W) -> same."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    return p[..., 1:-1, 2:] + p[..., 1:-1, :-2] + p[..., 2:, 1:-1] + p[..., :-2, 1:-1] - 4.0 * x

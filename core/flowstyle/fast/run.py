@@ -1,0 +1,95 @@
+"""Fast mode (DESIGN 4.6): per-frame Magenta stylization, then the masked output-space
+temporal solve against the warped earlier outputs."""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..base.tensors import quantize, to_array, to_tensor
+from ..context import History, RunContext, run_frames
+from ..io.frames import Frame
+from ..keyframes.painted import OverrideGuides
+from ..keyframes.timeline import Timeline
+from ..motion.trace import earlier_results, trace
+from .magenta import MagentaStylizer
+from .solve import band_solve, cg_solve
+
+__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step"]
+
+
+def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: History, flows_out: dict, *,
+                  temporal_weight: float, extra: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> np.ndarray:
+    """Pull the per-frame stylization ``target`` of ``frame`` towards the warped earlier outputs.
+
+    Args:
+        history: (frame, output) pairs of the previous frames, oldest first.
+        flows_out: receives j -> (flow_fw, flow_bw) for the offsets used (for measuring).
+        temporal_weight: γ at this frame (style keys may change it).
+        extra: more (image (1, 3, H, W), weight (1, 1, H, W)) pulls, weights absolute (not
+            scaled by γ), e.g. painted overrides carried here.
+    """
+    s = ctx.settings
+    traced = trace(ctx.flows, frame, earlier_results(history, s.long_term), device=ctx.device,
+                   soft=s.mask == "soft", warp_mode=s.warp_mode)
+    flows_out.update(traced.flows)
+    ctx.write_debug_masks(frame, traced.masks)
+    pulls = traced.long_term(s.long_term)
+    images = [w for _, w, _ in pulls] + [img for img, _ in extra]
+    weights = [temporal_weight * c for _, _, c in pulls] + [m for _, m in extra]
+    p = to_tensor(target, ctx.device)
+    kw = dict(temporal_weight=1.0, fidelity_weight=s.fidelity_weight)
+    if s.solver == "cg":
+        x = cg_solve(p, images, weights, **kw)
+    else:
+        x = band_solve(p, images, weights, detail=s.detail, cell=s.band, **kw)
+    return to_array(x)
+
+
+class FrameSolver:
+    """Fast mode for one frame at a time: stylize, then the temporal solve (or the painted frame).
+
+    Called as a :data:`~flowstyle.context.SolveFrame`.
+    """
+
+    def __init__(self, ctx: RunContext, timeline: Timeline):
+        self.ctx, self.timeline = ctx, timeline
+        self.stylizer = MagentaStylizer(device=ctx.device)
+        self.guides = OverrideGuides(ctx, timeline)
+
+    def __call__(self, frame: Frame, history: History, flows: dict) -> np.ndarray:
+        """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
+        ctx, s, k, rep = self.ctx, self.ctx.settings, frame.index, self.ctx.report
+        index = k + 1
+        painted = self.guides.painted(k)
+        if painted is not None:  # the artist's frame is the output; neighbours are pulled towards it
+            return quantize(painted, frame.bit_depth)
+        t = time.perf_counter()
+        self.stylizer.configure(self.timeline.styles_at(k))
+        target = self.stylizer(frame.rgb)
+        strength = self.timeline.weight_at(k, "strength", 1.0)
+        if strength < 1.0:
+            target = strength * target + (1.0 - strength) * frame.rgb
+        rep.add_time(index, "stylize", time.perf_counter() - t)
+        t, flow_start = time.perf_counter(), ctx.flows.seconds
+        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight)
+        extra = self.guides.terms(k) if self.guides else []
+        out = target
+        if (gamma > 0 and history) or extra:
+            out = temporal_step(ctx, frame, target, history if gamma > 0 else (), flows, temporal_weight=gamma, extra=extra)
+        flow_seconds = ctx.flows.seconds - flow_start
+        rep.add_time(index, "flow", flow_seconds)
+        rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)
+        return quantize(out, frame.bit_depth)
+
+
+def run_fast(ctx: RunContext, timeline: Timeline, *, first: int = 0, last: int | None = None, lead: int = 0) -> None:
+    """The whole fast-mode run, or one chunk of it (see :func:`~flowstyle.context.run_frames`)."""
+    run_frames(ctx, FrameSolver(ctx, timeline), first=first, last=last, lead=lead)
+
+
+def preview_fast(ctx: RunContext, timeline: Timeline, frame: Frame) -> np.ndarray:
+    """One frame, no temporal terms: what the editor sees before committing to a render."""
+    return MagentaStylizer(timeline.styles_at(frame.index), device=ctx.device)(frame.rgb)

@@ -1,0 +1,98 @@
+"""Image files: decode (8/16-bit, gray, alpha) and write PNGs atomically (temp file + rename).
+
+A killed run therefore never leaves a half-written file under its final name.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..base.errors import FlowstyleError
+
+__all__ = ["IMAGE_EXTENSIONS", "decode_file", "normalize", "read_image", "write_png", "atomic_write_bytes"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def decode_file(path: Path | str) -> Optional[np.ndarray]:
+    """The raw OpenCV array (BGR(A)/gray, 8/16 bit) of an image file, or None when it does not decode.
+
+    Reads the bytes first, so non-ASCII paths work on every OS.
+    """
+    data = np.fromfile(str(path), dtype=np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+
+
+def normalize(raw: np.ndarray, where: str) -> tuple[np.ndarray, Optional[np.ndarray], int]:
+    """OpenCV BGR(A)/gray, 8 or 16 bit -> (RGB float32, alpha float32 or None, bit depth)."""
+    if raw.dtype == np.uint8:
+        depth, scale = 8, 255.0
+    elif raw.dtype == np.uint16:
+        depth, scale = 16, 65535.0
+    elif raw.dtype in (np.float32, np.float64):
+        depth, scale = 16, 1.0
+    else:
+        raise FlowstyleError(f"unsupported pixel type {raw.dtype} in {where}: use 8- or 16-bit PNG, JPEG or TIFF")
+    img = raw.astype(np.float32) / scale
+    if img.ndim == 2:
+        img = img[..., None]
+    alpha = None
+    if img.shape[2] == 4:
+        alpha = np.clip(img[..., 3], 0.0, 1.0)
+        img = img[..., :3]
+    elif img.shape[2] == 2:  # gray + alpha
+        alpha = np.clip(img[..., 1], 0.0, 1.0)
+        img = img[..., :1]
+    if img.shape[2] == 1:
+        rgb = np.repeat(img, 3, axis=2)
+    else:
+        rgb = img[..., ::-1]  # BGR -> RGB
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0)), alpha, depth
+
+
+def read_image(path: Path | str, what: str = "image") -> tuple[np.ndarray, Optional[np.ndarray], int]:
+    """Read an image file (8/16-bit, gray, alpha) as (RGB float32 [0,1], alpha or None, bit depth)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FlowstyleError(f"cannot read {what} '{path}': no such file")
+    raw = decode_file(path)
+    if raw is None:
+        raise FlowstyleError(f"cannot read {what} '{path}': not an image OpenCV can decode (use PNG, JPEG or TIFF)")
+    return normalize(raw, f"{what} '{path}'")
+
+
+def write_png(path: Path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, bit_depth: int = 8) -> None:
+    """Write an (H, W, 3) float [0, 1] image as PNG atomically (temp file in the same folder + rename).
+
+    A killed run therefore never leaves a half-written frame under the final name.
+    """
+    scale, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
+    img = rgb[..., ::-1]
+    if alpha is not None:
+        img = np.concatenate([img, alpha[..., None]], axis=2)
+    data = (np.clip(img, 0.0, 1.0) * scale + 0.5).astype(dtype)
+    ok, buf = cv2.imencode(".png", data)
+    if not ok:
+        raise FlowstyleError(f"cannot encode '{path}' as PNG")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise FlowstyleError(f"cannot write '{path}': {exc.strerror or exc}; check the output folder is writable and has space") from None

@@ -1,0 +1,158 @@
+"""Quality mode's loss terms (Gatys et al. 2016; Ruder et al. 2016 and 2018; ReCoNet; seed 000).
+
+Pure tensor functions, no I/O, no device choices. Units: images are RGB in [0, 1]. Feature
+losses are relative to their target's energy, TV to the content frame's own (so the weights mean
+the same with any VGG weights and at any size); the temporal term is the papers' mean over the
+D = C·H·W values.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..base.tensors import laplacian
+
+__all__ = [
+    "STYLE_LAYERS", "CONTENT_LAYER", "FEATURE_LAYER", "gram_matrix", "content_loss", "style_loss", "tv_loss",
+    "temporal_loss", "feature_temporal_loss", "detail_energy", "sharpness_loss", "luminance", "rgb_to_yiq",
+    "yiq_to_rgb",
+]
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
+FEATURE_LAYER = "relu3_1"  # feature-level temporal term (1/4 resolution, like ReCoNet's encoder output)
+_EPS = 1e-12
+
+
+def gram_matrix(f: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalized by C·H·W, computed in float32.
+
+    Args:
+        f: (B, C, H, W) features.
+
+    Returns:
+        (B, C, C).
+    """
+    if f.ndim != 4:
+        raise ValueError(f"features must be (B, C, H, W); got {tuple(f.shape)}")
+    b, c, h, w = f.shape
+    v = f.float().reshape(b, c, h * w)
+    return torch.bmm(v, v.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||F − P||² / ||P||²: relative squared error of (B, C, H, W) features (Ruder eq. 1, scale-free)."""
+    if f.shape != target.shape:
+        raise ValueError(f"features {tuple(f.shape)} and target {tuple(target.shape)} must match")
+    t = target.float()
+    return (f.float() - t).square().sum() / t.square().sum().clamp(min=_EPS)
+
+
+def style_loss(feats: Sequence[torch.Tensor], grams: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Σ over layers of ||G(F_l) − A_l||² / ||A_l||² (Ruder eq. 2 summed as the reference code does; scale-free).
+
+    Args:
+        feats: per layer (1, C_l, H_l, W_l). grams: per layer (1, C_l, C_l) targets.
+    """
+    if len(feats) != len(grams):
+        raise ValueError(f"need one Gram target per layer; got {len(feats)} layers and {len(grams)} targets")
+    total = 0.0
+    for f, a in zip(feats, grams):
+        total = total + (gram_matrix(f) - a).square().sum() / a.square().sum().clamp(min=_EPS)
+    return total
+
+
+def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
+    return (x[..., :, 1:] - x[..., :, :-1]).square().sum() + (x[..., 1:, :] - x[..., :-1, :]).square().sum()
+
+
+def tv_loss(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Squared total variation relative to a reference's: Σ |∇x|² / Σ |∇p|² (scale-free).
+
+    The reference's TV (½ Σ |∇x|², on the 0-255 scale, summed over the frame) grows with the
+    frame size and has no fixed relation to relative feature losses; measured against the
+    content frame's own gradient energy it pulls the same at every size.
+
+    Args:
+        x: (B, C, H, W) image. reference: (B, C, H, W) the content frame p.
+    """
+    floor = 1e-4 * reference[..., :1, :, :].numel()  # a flat reference frame must not blow it up
+    return _gradient_energy(x) / (_gradient_energy(reference) + floor)
+
+
+def temporal_loss(x: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Σ_j (1/D) Σ_k c_j,k (x_k − ω_j,k)² (Ruder et al. 2016, eq. 7 summed over J as in eq. 9).
+
+    Args:
+        x: (B, C, H, W). warped: each (B, C, H, W) ω_j. masks: each (B, 1, H, W) c_long,j in [0, 1].
+    """
+    if len(warped) != len(masks):
+        raise ValueError(f"need one mask per warped frame; got {len(warped)} frames and {len(masks)} masks")
+    total = x.new_zeros(())
+    for w, c in zip(warped, masks):
+        if w.shape != x.shape or c.shape[-2:] != x.shape[-2:]:
+            raise ValueError(f"warped {tuple(w.shape)} and mask {tuple(c.shape)} must match x {tuple(x.shape)}")
+        total = total + (c * (x - w).square()).mean()
+    return total
+
+
+def feature_temporal_loss(f: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Feature-level temporal term (ReCoNet): Σ_j mean(c_j (F − W(F_j))²) / mean(W(F_j)²).
+
+    Args:
+        f: (B, C, h, w) features of x. warped: each (B, C, h, w) earlier result's features warped.
+        masks: each (B, 1, h, w) the long-term mask at feature resolution.
+    """
+    total = f.new_zeros((), dtype=torch.float32)
+    for w, c in zip(warped, masks):
+        total = total + (c * (f.float() - w).square()).mean() / w.square().mean().clamp(min=_EPS)
+    return total
+
+
+def detail_energy(x: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """Local high-frequency energy: box average of the squared Laplacian, mean over channels.
+
+    Args:
+        x: (B, C, H, W) image.
+
+    Returns:
+        (B, 1, H, W).
+    """
+    e = laplacian(x).square().mean(1, keepdim=True)
+    return F.avg_pool2d(e, window, stride=1, padding=window // 2, count_include_pad=False)
+
+
+def sharpness_loss(x: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Anti-blur term: Σ c · max(E_ref − E(x), 0) / Σ c · E_ref.
+
+    Where a pixel is traced (c), x must keep at least the detail energy E_ref the earlier result
+    had there (its own energy, warped: warping the energy map does not blur it away as warping
+    the image does). Repeated bilinear warping softens a carried-over result; this stops it.
+
+    Args:
+        x: (B, C, H, W). reference: (B, 1, H, W) E_ref. mask: (B, 1, H, W).
+    """
+    deficit = (reference - detail_energy(x)).clamp(min=0.0)
+    return (mask * deficit).sum() / (mask * reference).sum().clamp(min=_EPS)
+
+
+_RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
+
+
+def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 3, H, W) YIQ (Y = 0.299 R + 0.587 G + 0.114 B)."""
+    return torch.einsum("ij,bjhw->bihw", _RGB2YIQ.to(x), x)
+
+
+def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) YIQ -> RGB; the inverse of :func:`rgb_to_yiq`."""
+    return torch.einsum("ij,bjhw->bihw", _YIQ2RGB.to(x), x)
+
+
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """Relative luminance 0.2126 R + 0.7152 G + 0.0722 B (ReCoNet): (B, 3, H, W) -> (B, 1, H, W)."""
+    w = torch.tensor([0.2126, 0.7152, 0.0722], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
