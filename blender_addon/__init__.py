@@ -37,14 +37,29 @@ def _render_menu(self, context):
     self.layout.operator("flowstyle.render_all", icon='RENDER_ANIMATION')
 
 
+@bpy.app.handlers.persistent
+def _check_results(*_args):
+    """Undo, redo and file load bring back strips, never files: say what is really on disk."""
+    for scene in bpy.data.scenes:
+        results.check_on_disk(scene)
+
+
+_HANDLERS = (bpy.app.handlers.undo_post, bpy.app.handlers.redo_post, bpy.app.handlers.load_post)
+
+
 def register():
     for module in _modules:
         module.register()
     bpy.types.TOPBAR_MT_render.append(_render_menu)
+    for handlers in _HANDLERS:
+        handlers.append(_check_results)
 
 
 def unregister():
     jobs.cancel_all()
+    for handlers in _HANDLERS:
+        for handler in [h for h in handlers if getattr(h, "__name__", "") == "_check_results"]:
+            handlers.remove(handler)
     bpy.types.TOPBAR_MT_render.remove(_render_menu)
     for module in reversed(_modules):
         module.unregister()

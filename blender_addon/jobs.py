@@ -10,8 +10,8 @@ may call it directly. Nothing from the worker's threads ever touches ``bpy`` dat
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,10 @@ import bpy
 from . import compat, results, worker
 from .planning import Plan, PlanError
 
-__all__ = ["JOBS", "Job", "find", "start", "step", "run_to_end", "cancel", "redraw"]
+__all__ = ["JOBS", "Job", "find", "start", "step", "run_to_end", "cancel", "redraw", "SHOW_EVERY"]
+
+SHOW_EVERY = 0.5
+"""Seconds between UI updates of a running job: new frames into the strip, progress redraws."""
 
 
 @dataclass(eq=False)
@@ -31,6 +34,7 @@ class Job:
     plan: Plan
     proc: worker.EngineProcess
     channel: int  # fixed when the job is queued (DESIGN 5)
+    final_dir: Path | None = None  # where the result lives; out_dir differs while a result is replaced
     messages: list = field(default_factory=list)  # (level, text): 'INFO' | 'WARNING' | 'ERROR'
     stage: str = ""
     done: int = 0
@@ -39,6 +43,15 @@ class Job:
     status: str | None = None  # "ok" | "cancelled" | "failed" once finished
     summary: str = ""
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=50))
+    ready: int = 0  # frames the engine reported written (shown at most every SHOW_EVERY seconds)
+    shown_at: float = 0.0
+    drawn_at: float = 0.0
+    drawn_progress: float = -1.0
+
+    @property
+    def staged(self) -> bool:
+        """True while a result already on disk is being replaced (it stays until this run completes)."""
+        return self.final_dir is not None and self.final_dir != self.plan.out_dir
 
     @property
     def key(self) -> tuple[str, str]:
@@ -53,7 +66,7 @@ class Job:
         """0..1 for the progress bar."""
         total = self.total or self.plan.fmap.count
         if self.plan.kind == "stylize" and total:
-            return min(1.0, max(self.frames, self.done if self.stage != "flow" else 0) / total)
+            return min(1.0, max(self.frames, self.ready, self.done if self.stage != "flow" else 0) / total)
         return min(1.0, self.done / total) if total else 0.0
 
     def status_line(self) -> str:
@@ -83,37 +96,30 @@ def _lookup(job: Job):
     return scene, editor, source
 
 
-_OLD_FRAME = re.compile(r"^frame_\d{5}\.png$")
-
-
-def _clear_frames(folder: Path) -> None:
-    """Remove a previous run's frames (a fresh run must never show stale ones)."""
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        if _OLD_FRAME.match(path.name) or path.name == "report.json":
-            path.unlink()
-
-
 def start(scene, source, plan: Plan) -> Job:
-    """Queue ``plan``: fix the channel, prepare the output folder, start the engine."""
+    """Queue ``plan``: fix the channel, prepare the output folder, start the engine.
+
+    A result already on disk is never touched while the run goes: the run then writes
+    beside it (``frames.new``) and :func:`step` swaps it in once complete.
+    """
     if find(plan.scene_name, plan.strip_name) is not None:
         raise PlanError(f"a flowstyle job is already running for '{plan.strip_name}': cancel it first")
     editor = scene.sequence_editor
-    with compat.prefetch_paused(scene):
-        previews = results.preview_strips(editor, source)
-        existing = results.result_strip(editor, source)
-        if plan.kind == "stylize" and existing is not None and not plan.spec.resume:
-            compat.remove_strip(editor, existing)
-            existing = None
-        if plan.kind == "stylize" and existing is not None:
-            channel = existing.channel
-        else:
-            channel = results.free_channel(editor, source, ignore=previews)
+    existing = results.result_strip(editor, source)
+    final_dir = None
+    if plan.kind == "stylize":
+        final_dir = plan.out_dir
+        channel = results.free_channel(editor, source, ignore=[existing, *results.preview_strips(editor, source)])
+        if results.has_frames(final_dir):
+            plan.out_dir = final_dir.with_name(results.STAGING)
+            plan.spec = dataclasses.replace(plan.spec, out=str(plan.out_dir))
+    else:
+        channel = results.preview_channel(editor, source, plan.preview_frame,
+                                          above=existing.channel if existing is not None else 0)
     try:
+        if plan.kind == "stylize" and plan.out_dir != final_dir:
+            results.prepare_staging(final_dir, plan.out_dir, resume=plan.spec.resume)
         plan.out_dir.mkdir(parents=True, exist_ok=True)
-        if plan.kind == "stylize" and not plan.spec.resume:
-            _clear_frames(plan.out_dir)
         probe = plan.out_dir / ".flowstyle-write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -122,14 +128,17 @@ def start(scene, source, plan: Plan) -> Job:
             f"cannot write to '{plan.out_dir}' ({exc.strerror or exc}): "
             "save the .blend somewhere writable or set a cache folder in the add-on preferences"
         ) from None
+    if plan.kind == "stylize":
+        with compat.prefetch_paused(scene):
+            if existing is not None and plan.out_dir == final_dir:  # its frames are gone: nothing to keep
+                compat.remove_strip(editor, existing)
+            results.lift_previews(editor, source, channel)
     # cwd: the strip's own folder, so no 'flowstyle' folder in Blender's cwd shadows the engine.
     proc = worker.EngineProcess(plan.args, cwd=str(plan.folder))
-    job = Job(plan=plan, proc=proc, channel=channel, total=plan.fmap.count if plan.kind == "stylize" else 1)
+    job = Job(plan=plan, proc=proc, channel=channel, final_dir=final_dir,
+              total=plan.fmap.count if plan.kind == "stylize" else 1)
     JOBS[job.key] = job
-    settings = source.flowstyle
-    settings.enabled = True
-    settings.progress = 0.0
-    settings.status = job.status_line()
+    source.flowstyle.enabled = True
     proc.start()
     return job
 
@@ -156,12 +165,8 @@ def step(job: Job) -> bool:
 
 
 def _step(job: Job) -> bool:
-    events = job.proc.poll()
-    if not events:
-        return False
-    new_frames = False
     status = None
-    for event in events:
+    for event in job.proc.poll():
         kind = event.get("event")
         if kind == "start":
             job.total = event.get("total") or job.total
@@ -170,7 +175,7 @@ def _step(job: Job) -> bool:
             job.done = int(event.get("done") or 0)
             job.total = event.get("total") or job.total
         elif kind == "frame":
-            new_frames = True
+            job.ready += 1
         elif kind in ("warning", "error"):
             text = job.plan.explain(str(event.get("message", "")))
             job.messages.append(('WARNING' if kind == "warning" else 'ERROR', text))
@@ -178,26 +183,41 @@ def _step(job: Job) -> bool:
             job.log.append(str(event.get("message", "")))
         elif kind == "done":
             status = event.get("status", "failed")
-    scene, editor, source = _lookup(job)
-    if source is not None:
-        with compat.prefetch_paused(scene):
-            if new_frames and job.plan.kind == "stylize":
-                _show(job, editor, source)
-            if status is not None:
+    if status is not None:
+        scene, editor, source = _lookup(job)
+        if source is not None:
+            with compat.prefetch_paused(scene):
                 _finish(job, editor, source, status)
-        source.flowstyle.progress = job.progress
-        source.flowstyle.status = job.status_line()
-    elif status is not None:
-        _finish(job, None, None, status)
-    redraw()
-    return job.finished
+            source.flowstyle.progress = job.progress
+            source.flowstyle.status = job.status_line()
+        else:
+            _finish(job, None, None, status)
+        redraw(timeline=True)
+        return True
+    # Until the end, strip properties stay untouched (each write redraws every window) and the
+    # UI hears from the job at most every SHOW_EVERY seconds: new frames, then the progress bar.
+    now = time.monotonic()
+    shown = None
+    if job.plan.kind == "stylize" and not job.staged and job.ready > job.frames and now - job.shown_at >= SHOW_EVERY:
+        shown = _show(job)
+        job.shown_at = now
+    if shown is not None or (job.progress != job.drawn_progress and now - job.drawn_at >= SHOW_EVERY):
+        job.drawn_at, job.drawn_progress = now, job.progress
+        redraw(timeline=shown is not None, frames=shown)
+    return False
 
 
-def _show(job: Job, editor, source) -> None:
+def _show(job: Job) -> tuple[int, int] | None:
+    """Extend the result strip to the frames on disk; returns the timeline frames added."""
+    scene, editor, source = _lookup(job)
     count = results.ready_count(job.plan.out_dir, job.plan.fmap.count)
-    if count != job.frames:
+    if source is None or count == job.frames:
+        return None
+    with compat.prefetch_paused(scene):
         results.show_frames(editor, source, job.plan.out_dir, job.plan.fmap, count, job.channel, shrink=False)
-        job.frames = count
+    added = (job.plan.fmap.first + job.frames, job.plan.fmap.first + count - 1)
+    job.frames = count
+    return added
 
 
 def _finish(job: Job, editor, source, status: str) -> None:
@@ -220,6 +240,9 @@ def _finish(job: Job, editor, source, status: str) -> None:
         job.summary = f"Failed: {next(text for level, text in job.messages if level == 'ERROR')}"
     elif status == "cancelled" and plan.kind == "preview":
         job.summary = "Preview cancelled"
+    elif status == "cancelled" and job.staged:
+        job.summary = (f"Cancelled: the previous result stays; Update continues from the {job.ready} of "
+                       f"{plan.fmap.count} new frames")
     elif status == "cancelled":
         job.summary = f"Cancelled: {job.frames} of {plan.fmap.count} frames kept"
     elif plan.kind == "preview":
@@ -231,12 +254,26 @@ def _finish(job: Job, editor, source, status: str) -> None:
 def _finish_stylize(job: Job, editor, source, status: str) -> str:
     plan = job.plan
     count = results.ready_count(plan.out_dir, plan.fmap.count)
-    strip = results.show_frames(editor, source, plan.out_dir, plan.fmap, count, job.channel)
-    job.frames = count
     if status == "ok" and count < plan.fmap.count:
         job.messages.append(('ERROR', f"the engine finished but '{results.frame_name(count + 1)}' is missing in "
                                       f"'{plan.out_dir}': run Update to stylize the rest"))
         status = "failed"
+    frames_dir = plan.out_dir
+    if job.staged:
+        job.ready = count
+        if status != "ok":
+            return status  # the previous result stays as it is; Update resumes from the new frames
+        try:
+            results.swap_in(plan.out_dir, job.final_dir)
+        except OSError as exc:
+            raise PlanError(f"cannot replace the previous result in '{job.final_dir}' ({exc.strerror or exc}): "
+                            "close programs using those files, then run Update") from None
+        old = results.result_strip(editor, source)
+        if old is not None:
+            compat.remove_strip(editor, old)
+        frames_dir = job.final_dir
+    strip = results.show_frames(editor, source, frames_dir, plan.fmap, count, job.channel)
+    job.frames = count
     if strip is not None:
         results.finish_result(strip, plan.fmap, complete=count == plan.fmap.count)
     if status == "ok":
@@ -286,12 +323,27 @@ def cancel_all() -> None:
         JOBS.pop(job.key, None)
 
 
-def redraw() -> None:
-    """Redraw Sequencer areas (progress, new frames); nothing to do without a UI."""
+def redraw(timeline: bool = False, frames: tuple[int, int] | None = None) -> None:
+    """Redraw only what a job changed: the sidebar (progress), and with ``timeline`` the strips;
+    the sequencer preview only when the frame it shows is among ``frames`` (timeline frames).
+
+    Nothing to do without a UI. The status bar redraws itself on ``status_text_set``.
+    """
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None or bpy.app.background:
         return
     for window in wm.windows:
+        scene = window.scene
+        shows_new = frames is not None and frames[0] <= scene.frame_current <= frames[1]
         for area in window.screen.areas:
-            if area.type in {'SEQUENCE_EDITOR', 'STATUSBAR'}:
-                area.tag_redraw()
+            if area.type != 'SEQUENCE_EDITOR':
+                continue
+            view = getattr(area.spaces.active, "view_type", 'SEQUENCER')
+            for region in area.regions:
+                if region.type == 'UI':
+                    region.tag_redraw()
+                elif region.type == 'PREVIEW' or (region.type == 'WINDOW' and view == 'PREVIEW'):
+                    if shows_new or (timeline and frames is None):
+                        region.tag_redraw()
+                elif region.type == 'WINDOW' and timeline:
+                    region.tag_redraw()

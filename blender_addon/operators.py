@@ -89,25 +89,31 @@ class _StripJob:
         job = self._start(context)
         if job is None:
             return {'CANCELLED'}
-        self._job, self._seen = job, 0
+        self._job, self._seen, self._said = job, 0, None
         wm = context.window_manager
         self._timer = wm.event_timer_add(_TIMER_STEP, window=context.window)
         wm.modal_handler_add(self)
-        compat.set_status(context, job.status_line())
+        self._say(context, job.status_line())
         return {'RUNNING_MODAL'}
+
+    def _say(self, context, text):
+        """The job's line in the status bar, set only when it changed (each set redraws the bar)."""
+        if text != self._said:
+            self._said = text
+            compat.set_status(context, text)
 
     def modal(self, context, event):
         job = self._job
         if event.type == 'ESC' and event.value == 'PRESS':
             jobs.cancel(job)
-            compat.set_status(context, job.status_line())
+            self._say(context, job.status_line())
             return {'RUNNING_MODAL'}
         if event.type != 'TIMER':
             return {'PASS_THROUGH'}
         finished = jobs.step(job)
         self._seen = self._forward(job, self._seen)
         if not finished:
-            compat.set_status(context, job.status_line())
+            self._say(context, job.status_line())
             return {'PASS_THROUGH'}
         self._stop_timer(context)
         return self._conclude(job)

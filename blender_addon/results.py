@@ -21,7 +21,11 @@ from .planning import FrameMap, PlanError
 
 __all__ = [
     "MAX_CHANNEL",
+    "STAGING",
     "frame_name",
+    "has_frames",
+    "prepare_staging",
+    "swap_in",
     "ready_count",
     "png_size",
     "free_channel",
@@ -30,10 +34,15 @@ __all__ = [
     "show_frames",
     "finish_result",
     "place_preview",
+    "lift_previews",
+    "missing_frames",
+    "check_on_disk",
     "remove_outputs",
 ]
 
 MAX_CHANNEL = 128
+STAGING = "frames.new"
+"""Beside ``frames/``: where a run writes while a result is already on disk (swapped in when complete)."""
 
 
 def frame_name(index: int) -> str:
@@ -62,18 +71,40 @@ def _overlaps(strip, start: int, end: int) -> bool:
     return strip.frame_final_start < end and start < strip.frame_final_end
 
 
-def free_channel(editor, source, ignore=()) -> int:
-    """Lowest channel above ``source`` that is empty over the source's frames."""
-    start, end = int(source.frame_final_start), int(source.frame_final_end)
-    ignored = {s.name for s in ignore if s is not None}
-    busy = {s.channel for s in compat.top_strips(editor)
-            if s.name not in ignored and s.name != source.name and _overlaps(s, start, end)}
-    for channel in range(source.channel + 1, MAX_CHANNEL + 1):
+def _first_free(editor, start: int, end: int, lowest: int, ignore: set[str], what: str) -> int:
+    """Lowest channel >= ``lowest`` with no strip (but ``ignore``) over frames ``start..end-1``."""
+    busy = {s.channel for s in compat.top_strips(editor) if s.name not in ignore and _overlaps(s, start, end)}
+    for channel in range(max(1, lowest), MAX_CHANNEL + 1):
         if channel not in busy:
             return channel
-    raise PlanError(
-        f"no free channel above '{source.name}' over frames {start}-{end - 1}: make room above the strip"
-    )
+    raise PlanError(f"no free channel above {what} over frames {start}-{end - 1}: make room above the strip")
+
+
+def free_channel(editor, source, ignore=()) -> int:
+    """Lowest channel above ``source`` that is empty over the source's whole range.
+
+    ``ignore``: strips about to be replaced or moved (the old result, the source's previews).
+    """
+    start, end = int(source.frame_final_start), int(source.frame_final_end)
+    ignored = {s.name for s in ignore if s is not None} | {source.name}
+    return _first_free(editor, start, end, source.channel + 1, ignored, f"'{source.name}'")
+
+
+def preview_channel(editor, source, frame: int, above: int = 0) -> int:
+    """Channel for a one-frame preview at ``frame``: free there, above the source and ``above``
+    (the result's channel), so the result never hides it."""
+    ignored = {s.name for s in preview_strips(editor, source)} | {source.name}
+    return _first_free(editor, frame, frame + 1, max(source.channel, above) + 1, ignored, f"'{source.name}'")
+
+
+def lift_previews(editor, source, result_channel: int) -> None:
+    """Move the source's previews above ``result_channel`` where the result would cover them."""
+    for preview in preview_strips(editor, source):
+        if preview.channel <= result_channel:
+            frame = int(preview.frame_final_start)
+            ignored = {preview.name, source.name}
+            preview.channel = _first_free(editor, frame, frame + 1, result_channel + 1, ignored,
+                                          f"the result of '{source.name}'")
 
 
 def result_strip(editor, source):
@@ -130,6 +161,72 @@ def _new_image_strip(editor, source, name: str, folder: Path, first: Path, chann
     return strip
 
 
+def has_frames(folder: Path) -> bool:
+    """True when ``folder`` holds at least one stylized frame."""
+    return (folder / frame_name(1)).is_file() or (folder.is_dir() and any(
+        _FRAME.match(p.name) for p in folder.iterdir()))
+
+
+_FRAME = re.compile(r"^frame_(\d{5})\.png$")
+_KEY = re.compile(r"^(\d{5})\.key$")
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def prepare_staging(final: Path, staging: Path, resume: bool) -> None:
+    """Make ``staging`` ready for a run that must not touch the result in ``final``.
+
+    A fresh run starts from an empty folder. A resumed run (Update) keeps what a cancelled
+    run left in ``staging`` and adds links to ``final``'s frames with their resume keys, a
+    frame and its key together and only where ``staging`` has neither: the engine then
+    reuses every frame whose key still matches. The engine replaces files by renaming, so a
+    link in ``staging`` never changes the file in ``final``.
+    """
+    if staging.exists() and not resume:
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    if not resume or not final.is_dir():
+        return
+    keys, staged_keys = final / ".flowstyle" / "keys", staging / ".flowstyle" / "keys"
+    staged_keys.mkdir(parents=True, exist_ok=True)
+    for path in final.iterdir():
+        match = _FRAME.match(path.name)
+        if not match:
+            continue
+        key_name = f"{match[1]}.key"
+        if (staging / path.name).exists() or (staged_keys / key_name).exists():
+            continue
+        _link(path, staging / path.name)
+        if (keys / key_name).is_file():
+            _link(keys / key_name, staged_keys / key_name)
+    flows = final / ".flowstyle" / "flow"
+    if flows.is_dir():  # the flow cache: content-keyed files, written by renaming too
+        for path in flows.rglob("*"):
+            target = staging / ".flowstyle" / "flow" / path.relative_to(flows)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link(path, target)
+
+
+def swap_in(staging: Path, final: Path) -> None:
+    """Replace ``final`` by the complete run in ``staging`` (the old result is deleted last)."""
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def show_frames(editor, source, frames_dir: Path, fmap: FrameMap, count: int, channel: int, shrink: bool = True):
     """Make the result strip show frames 1..count (creating it on the first frame).
 
@@ -171,6 +268,46 @@ def place_preview(editor, source, image: Path, frame: int, channel: int):
     return strip
 
 
+MISSING = "missing on disk"
+
+
+def missing_frames(strip) -> int:
+    """How many of an image strip's frames are not on disk."""
+    folder = Path(os.path.normpath(bpy.path.abspath(strip.directory, library=strip.id_data.library)))
+    return sum(1 for element in strip.elements if not (folder / element.filename).is_file())
+
+
+def check_on_disk(scene) -> int:
+    """Make each source's status say what its result shows on disk; returns the results with gaps.
+
+    Runs after undo, redo and file load: those bring back strips, never files, so a result
+    strip may list frames that a later run replaced or that someone deleted.
+    """
+    editor = scene.sequence_editor
+    if editor is None:
+        return 0
+    strips = compat.all_strips(editor)
+    broken = 0
+    for strip in strips:
+        if strip.flowstyle.role != 'RESULT':
+            continue
+        source = strips.get(strip.flowstyle.source_name)
+        if source is None:
+            continue
+        missing = missing_frames(strip)
+        total = len(strip.elements)
+        if missing:
+            broken += 1
+            text = f"{missing} of {total} stylized frames of '{source.name}' are {MISSING}: run Update"
+        elif MISSING in source.flowstyle.status:
+            text = f"Stylized {total} frames of '{source.name}'"
+        else:
+            continue
+        if source.flowstyle.status != text:
+            source.flowstyle.status = text
+    return broken
+
+
 _OWN_FILES = re.compile(
     r"^(frame_\d{5}\.png|preview.*\.png|report\.json|keyframes\.json|\d{5}\.[A-Za-z0-9]+)$"
 )
@@ -189,6 +326,10 @@ def remove_outputs(folder: Path) -> int:
     engine_cache = folder / "frames" / ".flowstyle"  # the engine's flow cache for these frames
     if engine_cache.is_dir() and not engine_cache.is_symlink():
         shutil.rmtree(engine_cache)
+    for leftover in (folder / STAGING, folder / "frames.old"):  # an unfinished or interrupted re-run
+        if leftover.is_dir() and not leftover.is_symlink():
+            removed += sum(1 for p in leftover.glob("frame_*.png"))
+            shutil.rmtree(leftover)
     for sub in (folder / "frames", folder / "preview", folder / "input", folder):
         if not sub.is_dir():
             continue
