@@ -2,7 +2,9 @@
 
 Fixtures give each test an empty sequencer, a private cache folder, and an engine: the
 real one (``python -m flowstyle`` in this environment) or ``tests/fake_worker.py`` behind
-a shim package on PYTHONPATH. Operators run their blocking ``execute()`` path, as under
+a shim package on PYTHONPATH. A test that asks for the real engine never gets the fake:
+when the engine does not start it is skipped with the reason, or fails where the engine
+must be there (``FLOWSTYLE_REQUIRE_ENGINE=1``, set by ``.ci/run``). Operators run their blocking ``execute()`` path, as under
 ``blender -b``; tests that need the timer body call ``jobs.step`` themselves.
 """
 
@@ -30,12 +32,12 @@ ENGINE_PATH = str(ROOT / "core")  # the engine runs from the checkout whether or
 def _real_engine_problem() -> str | None:
     env = dict(os.environ, PYTHONPATH=ENGINE_PATH)
     try:
-        done = subprocess.run([sys.executable, "-m", "flowstyle", "--help"], capture_output=True, text=True,
-                              timeout=120, cwd=str(ROOT / "tests"), env=env)
+        done = subprocess.run([sys.executable, "-m", "flowstyle", "stylize", "--help"], capture_output=True,
+                              text=True, timeout=120, cwd=str(ROOT / "tests"), env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run the engine: {exc}"
-    if done.returncode != 0 or "stylize" not in done.stdout:
-        return f"'python -m flowstyle --help' failed: {(done.stderr or done.stdout).strip()[-200:]}"
+    if done.returncode != 0 or "--json-progress" not in done.stdout:
+        return f"'python -m flowstyle stylize --help' failed: {(done.stderr or done.stdout).strip()[-200:]}"
     return None
 
 
@@ -72,6 +74,8 @@ def shim_dir(tmp_path_factory) -> Path:
 
 def _use_engine(kind: str, monkeypatch, shim_dir: Path, problem: str | None) -> str:
     if kind == "real":
+        if problem and os.environ.get("FLOWSTYLE_REQUIRE_ENGINE") == "1":
+            pytest.fail(f"real engine required (FLOWSTYLE_REQUIRE_ENGINE=1) but it does not start: {problem}")
         if problem:
             pytest.skip(f"real engine not available: {problem}")
         monkeypatch.setenv("PYTHONPATH", ENGINE_PATH)
@@ -88,8 +92,8 @@ def any_engine(request, monkeypatch, shim_dir, real_engine_problem, prefs):
 
 @pytest.fixture
 def engine(monkeypatch, shim_dir, real_engine_problem, prefs):
-    """The real engine when it runs here, else the fake worker."""
-    return _use_engine("fake" if real_engine_problem else "real", monkeypatch, shim_dir, real_engine_problem)
+    """The real engine (skipped with the reason when it does not start here; never the fake)."""
+    return _use_engine("real", monkeypatch, shim_dir, real_engine_problem)
 
 
 @pytest.fixture

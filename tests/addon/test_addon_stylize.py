@@ -168,8 +168,6 @@ def test_engine_error_is_one_clear_line(scene, prefs, engine, tmp_path):
     source = add_style(image_strip(scene, 2))
     source.flowstyle.styles[0].source = 'IMAGE'
     source.flowstyle.styles[0].image = str(bad)
-    if engine == "fake":
-        pytest.skip("the fake worker does not read style images")
     with pytest.raises(RuntimeError) as info:
         run_op("stylize_strip", source)
     message = str(info.value)
@@ -255,7 +253,5 @@ def test_corrupt_frame_is_named_by_its_own_file(scene, prefs, engine, tmp_path):
     plan = planning.make_plan(scene, source, prefs)
     staged = str(plan.folder / "input" / "00002.png")
     assert plan.explain(f"cannot decode frame '{staged}': damaged") == f"cannot decode frame '{folder / 'b.png'}': damaged"
-    if engine == "fake":
-        pytest.skip("the fake worker does not decode frames")
     with pytest.raises(RuntimeError, match=r"cannot decode frame '.*shot/b\.png'"):
         run_op("stylize_strip", source)
