@@ -72,14 +72,17 @@ def install_engine(extras: str) -> None:
     say(f"engine ready: {BIN / 'flowstyle'} (torch {out.stdout.strip()})")
 
 
-def install_blender(paths: list[str], zip_out: str | None) -> None:
+def install_blender(paths: list[str], zip_out: str | None) -> bool:
+    """The add-on into each Blender found; False when the engine it would point at does not start."""
     sys.path.insert(0, str(REPO))
     import install_blender as ib
 
     if zip_out:
         say(f"built {ib.build_zip(zip_out)}: in Blender, Preferences > Get Extensions (or Add-ons) > Install from Disk")
-    for line in ib.install_all(paths, str(PY), REPO):
+    lines = ib.install_all(paths, str(PY), REPO)
+    for line in lines:
         say(line)
+    return not any(line.startswith("Could not set up") for line in lines)
 
 
 def main() -> int:
@@ -91,8 +94,8 @@ def main() -> int:
     args = ap.parse_args()
     make_venv()
     install_engine("" if args.no_test else "test")
-    if not args.no_blender:
-        install_blender(args.blender, args.zip)
+    if not args.no_blender and not install_blender(args.blender, args.zip):
+        return 1
     say("done")
     return 0
 

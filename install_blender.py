@@ -32,6 +32,7 @@ __all__ = [
     "find_blenders",
     "blender_version",
     "build_zip",
+    "engine_problem",
     "install_addon",
     "install_all",
     "main",
@@ -43,6 +44,9 @@ ZIP_FOLDER = "flowstyle_vse"  # module name of the legacy add-on (not "flowstyle
 EXTENSION_ID = "flowstyle"  # from blender_manifest.toml
 EXTENSION_REPO = "user_default"
 _TIMEOUT = 300
+MIN_VERSION = (3, 4, 0)  # Debian 12's Blender; legacy add-on before 4.2, extension from 4.2
+TESTED = ((3, 4), (4, 2), (4, 4), (5, 0))  # the release lines the tests run on (README: Supported Blender)
+SUPPORTED = "3.4 or 4.2 and newer"
 
 
 class InstallError(RuntimeError):
@@ -178,8 +182,8 @@ def install_addon(blender_exe, engine_python, repo_root=REPO) -> str:
     engine = str(Path(engine_python).absolute())
     version = blender_version(blender_exe)
     label = f"Blender {'.'.join(map(str, version))} at '{blender_exe}'"
-    if version < (2, 80, 0):
-        raise InstallError(f"{label} is too old: flowstyle needs Blender 4.2 or newer")
+    if version < MIN_VERSION:
+        raise InstallError(f"{label} is too old: flowstyle needs Blender {SUPPORTED}")
     with tempfile.TemporaryDirectory(prefix="flowstyle-install-") as tmp:
         archive = str(build_zip(Path(tmp) / f"{ZIP_FOLDER}.zip"))
         if version >= (4, 2, 0):
@@ -192,17 +196,43 @@ def install_addon(blender_exe, engine_python, repo_root=REPO) -> str:
             module, how = ZIP_FOLDER, "legacy add-on"
         _run_blender(blender_exe, ["--python-expr", _SET_PREFS.format(module=module, engine=engine)],
                      "setting the engine in the add-on preferences")
-    note = "" if version >= (4, 2, 0) else " (older than the 4.2 this add-on is tested with)"
+    tested = version[:2] in TESTED or version[:2] > TESTED[-1]
+    note = "" if tested else f" (untested release: flowstyle is tested on {', '.join('%d.%d' % v for v in TESTED)})"
     return f"{label}: installed the flowstyle {how}{note}, engine Python {engine}"
 
 
+def engine_problem(engine_python) -> str | None:
+    """Why ``engine_python -m flowstyle --version`` does not work, or ``None`` when it does."""
+    cmd = [str(engine_python), "-m", "flowstyle", "--version"]
+    try:
+        with tempfile.TemporaryDirectory(prefix="flowstyle-check-") as cwd:  # no local 'flowstyle' shadows it
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT, errors="replace", cwd=cwd)
+    except FileNotFoundError:
+        return f"'{engine_python}' does not exist"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"'{' '.join(cmd)}' could not run: {exc}"
+    if done.returncode != 0 or not done.stdout.startswith("flowstyle "):
+        said = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()] or ["no output"]
+        return f"'{' '.join(cmd)}' failed with exit code {done.returncode}: {said[-1].strip()}"
+    return None
+
+
 def install_all(extra_paths=(), engine_python=None, repo_root=REPO) -> list[str]:
-    """Install into every Blender found; one line per Blender (or one saying none was found)."""
+    """Install into every Blender found; one line per Blender (or one saying none was found).
+
+    The engine is checked first: an add-on pointing at an engine that does not start is
+    not installed (the line says what to do instead).
+    """
     engine_python = engine_python or _default_engine(Path(repo_root))
     blenders = find_blenders(extra_paths)
     if not blenders:
-        return ["No Blender found (looked on PATH and in the usual install folders): install Blender 4.2+ "
-                "or pass --blender PATH; the add-on archive is built with --zip for Install from Disk"]
+        return ["No Blender found (looked on PATH and in the usual install folders): install Blender "
+                f"{SUPPORTED} or pass --blender PATH; the add-on archive is built with --zip for Install from Disk"]
+    problem = engine_problem(engine_python)
+    if problem:
+        return [f"Could not set up the add-on: the flowstyle engine does not start ({problem}). "
+                f"Run 'python3 install.py' in {repo_root} (it makes .venv with the engine), or pass "
+                "--engine-python with the Python of an environment where '-m flowstyle --version' works"]
     lines = []
     for exe in blenders:
         try:

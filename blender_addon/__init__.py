@@ -5,14 +5,14 @@ The add-on is a thin Blender shell: it never imports torch or the engine. Styliz
 process that reports progress as JSON lines (see ``worker.py``).
 
 Installs as a Blender 4.2+ extension (``blender_manifest.toml``) and as a legacy add-on
-(``bl_info`` below) for older setups.
+(``bl_info`` below) for Blender 3.4 (Debian 12's package) and other setups without extensions.
 """
 
 bl_info = {
     "name": "Flowstyle",
     "author": "flowstyle contributors",
     "version": (0, 1, 0),
-    "blender": (4, 2, 0),
+    "blender": (3, 4, 0),
     "location": "Sequencer > Sidebar > Flowstyle",
     "description": "Stylize movie and image strips like a painting, without flicker",
     "category": "Sequencer",

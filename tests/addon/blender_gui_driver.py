@@ -68,8 +68,10 @@ def build():
     source = strips.new_movie("cave", CONFIG["movie"], 1, 1)
     source.frame_offset_start, source.frame_offset_end = CONFIG["trim"]
     # A strip the preview's channel would collide with if the add-on placed it carelessly.
-    blocker = strips.new_effect(name="blocker", type='COLOR', channel=2, frame_start=1,
-                                frame_end=int(source.frame_final_start) + 1)
+    try:  # 4.0+: length; 3.x: frame_end
+        blocker = strips.new_effect(name="blocker", type='COLOR', channel=2, frame_start=1, length=2)
+    except TypeError:
+        blocker = strips.new_effect(name="blocker", type='COLOR', channel=2, frame_start=1, frame_end=3)
     blocker.color = (0.1, 0.1, 0.1)
     scene.frame_start, scene.frame_end = int(source.frame_final_start), int(source.frame_final_end) - 1
     scene.render.resolution_x, scene.render.resolution_y = 320, 180

@@ -112,7 +112,8 @@ def test_bl_info_and_manifest_agree():
     bl_info = next(ast.literal_eval(node.value) for node in ast.parse(source).body
                    if isinstance(node, ast.Assign) and node.targets[0].id == "bl_info")
     assert ".".join(map(str, bl_info["version"])) == manifest["version"]
-    assert ".".join(map(str, bl_info["blender"])) == manifest["blender_version_min"]
+    assert manifest["blender_version_min"] == "4.2.0"  # extensions exist from 4.2 on
+    assert bl_info["blender"] == install_blender.MIN_VERSION  # the legacy add-on reaches back to 3.4
     assert manifest["id"] == install_blender.EXTENSION_ID
 
 
@@ -140,7 +141,7 @@ def test_install_as_legacy_addon(fake_blender, tmp_path, monkeypatch):
 
 def test_install_failures_are_one_line(fake_blender, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_BLENDER_VERSION", "2.79")
-    with pytest.raises(install_blender.InstallError, match="too old: flowstyle needs Blender 4.2"):
+    with pytest.raises(install_blender.InstallError, match="too old: flowstyle needs Blender 3.4 or 4.2"):
         install_blender.install_addon(fake_blender, "/py", ROOT)
     monkeypatch.setenv("FAKE_BLENDER_VERSION", "4.2.0")
     monkeypatch.setenv("FAKE_BLENDER_FAIL", "cannot write to the extensions folder")
@@ -149,6 +150,29 @@ def test_install_failures_are_one_line(fake_blender, tmp_path, monkeypatch):
         install_blender.install_addon(fake_blender, "/py", ROOT)
     with pytest.raises(install_blender.InstallError, match="cannot run Blender"):
         install_blender.blender_version(tmp_path / "missing-blender")
+
+
+def test_install_refuses_an_engine_that_does_not_start(fake_blender, tmp_path, monkeypatch):
+    """A clone without .venv: the installer must not claim success with a Python that is not there."""
+    monkeypatch.setattr(install_blender, "_usual_places", lambda: [])
+    monkeypatch.setenv("PATH", str(fake_blender.parent))
+    missing = tmp_path / "clone" / ".venv" / "bin" / "python"
+    (lines,) = install_blender.install_all(engine_python=str(missing))
+    assert lines.startswith(f"Could not set up the add-on: the flowstyle engine does not start ('{missing}' does "
+                            "not exist). Run 'python3 install.py' in")
+    assert not (tmp_path / "calls.jsonl").exists() or calls(tmp_path) == [["--version"]], "installed anyway"
+    broken = tmp_path / "python-without-engine"
+    broken.write_text("#!/bin/sh\necho 'No module named flowstyle' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    (lines,) = install_blender.install_all(engine_python=str(broken))
+    assert "failed with exit code 1: No module named flowstyle" in lines
+    done = subprocess.run([sys.executable, str(ROOT / "install_blender.py"), "--engine-python", str(missing)],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert done.returncode == 1 and "Could not set up the add-on" in done.stdout
+    # An engine that starts: installed, and the line names it.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "core"))
+    (line,) = install_blender.install_all(engine_python=sys.executable)
+    assert line.endswith(f"engine Python {Path(sys.executable).absolute()}"), line
 
 
 def test_find_blenders(fake_blender, tmp_path, monkeypatch):
