@@ -54,3 +54,15 @@ def test_poll_says_why_not(scene):
         assert not bpy.ops.flowstyle.cancel.poll()
     with pytest.raises(RuntimeError, match="poll"):
         run_op("stylize_strip", color)
+
+
+def test_a_missing_engine_skips_or_fails_and_never_fakes(monkeypatch, shim_dir):
+    """Tests that ask for the real engine must not pass against the fake one (conftest)."""
+    from . import conftest
+
+    monkeypatch.delenv("FLOWSTYLE_REQUIRE_ENGINE", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="real engine not available: no torch"):
+        conftest._use_engine("real", monkeypatch, shim_dir, "no torch")
+    monkeypatch.setenv("FLOWSTYLE_REQUIRE_ENGINE", "1")
+    with pytest.raises(pytest.fail.Exception, match="real engine required .* does not start: no torch"):
+        conftest._use_engine("real", monkeypatch, shim_dir, "no torch")
