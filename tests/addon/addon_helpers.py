@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import bpy
@@ -69,3 +70,14 @@ def png_complete(path: Path) -> bool:
     """True when ``path`` is a whole PNG (signature at the start, IEND chunk at the end)."""
     data = path.read_bytes()
     return data.startswith(b"\x89PNG\r\n\x1a\n") and data[-8:-4] == b"IEND"
+
+
+def step_until(job, predicate, timeout: float = 60.0) -> None:
+    """Call the modal timer body (``jobs.step``) until ``predicate()`` holds, as Blender's timer would."""
+    from blender_addon import jobs
+
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        jobs.step(job)
+        time.sleep(0.02)
+    assert predicate(), "timed out"

@@ -8,7 +8,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from .addon_helpers import add_style, image_strip, png_complete, run_op  # noqa: E402
+from .addon_helpers import add_style, image_strip, png_complete, run_op, step_until  # noqa: E402
 from blender_addon import jobs, planning, results  # noqa: E402
 
 
@@ -30,14 +30,6 @@ def shown_frames(strip) -> list:
 
 def undo_push(name: str) -> None:
     bpy.ops.ed.undo_push(message=name)
-
-
-def step_until(job, predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        jobs.step(job)
-        time.sleep(0.02)
-    assert predicate(), "timed out"
 
 
 def no_overlaps(scene) -> None:

@@ -1,7 +1,6 @@
 """Stylize, preview, update, remove and cancel through the add-on, headless (blocking paths)."""
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from .addon_helpers import (  # noqa: E402
     need,
     png_complete,
     run_op,
+    step_until,
     strip_snapshot,
     RUBBERWHALE,
 )
@@ -205,14 +205,6 @@ def test_relative_and_non_ascii_paths(scene, prefs, engine, tmp_path):
     assert [p.name for p in sorted(out.glob("frame_*.png"))] == [f"frame_{i:05d}.png" for i in (1, 2, 3)]
 
 
-def _step_until(job, predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        jobs.step(job)
-        time.sleep(0.02)
-    assert predicate(), "timed out"
-
-
 def test_cancel_mid_job_keeps_complete_frames(scene, prefs, any_engine, monkeypatch):
     """The modal timer body (jobs.step) with a cancel in the middle, as Esc would do."""
     monkeypatch.setenv("FAKE_WORKER_DELAY", "0.3")
@@ -225,10 +217,10 @@ def test_cancel_mid_job_keeps_complete_frames(scene, prefs, any_engine, monkeypa
         assert bpy.ops.flowstyle.cancel.poll()
         assert not bpy.ops.flowstyle.stylize_strip.poll()
 
-    _step_until(job, lambda: job.frames >= 2)
+    step_until(job, lambda: job.frames >= 2)
     with bpy.context.temp_override(active_strip=source):
         assert bpy.ops.flowstyle.cancel() == {'FINISHED'}
-    _step_until(job, lambda: job.finished, timeout=30)
+    step_until(job, lambda: job.finished, timeout=30)
 
     assert job.status == "cancelled", job.messages
     assert jobs.find(scene.name, source.name) is None
