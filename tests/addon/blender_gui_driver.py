@@ -1,6 +1,8 @@
 """Drive the installed add-on in a real Blender with a UI (run by test_blender_binary.py).
 
-    blender --factory-startup --enable-event-simulate --python blender_gui_driver.py -- CONFIG.json
+    blender --enable-event-simulate --python-exit-code 1 --python blender_gui_driver.py -- CONFIG.json
+
+(with the add-on installed and enabled in the user preferences Blender reads; no factory startup)
 
 Everything happens in the real event loop: ``bpy.app.timers`` step through the phases,
 operators are invoked (``'INVOKE_DEFAULT'``) with ``context.temp_override`` on a Sequencer
