@@ -37,12 +37,12 @@ def test_every_field_has_a_flag_whose_help_names_its_default(f):
 def test_the_settings_the_readme_names_are_reachable():
     settings, options = parse("--coarse-to-fine", "2", "--sharpness-weight", "0", "--temporal-luminance",
                               "--feature-temporal-weight", "0.5", "--init-first", "random", "--warp-mode", "bilinear",
-                              "--detail", "0.4", "--band", "16", "--fidelity-weight", "0.3", "--solver", "cg",
+                              "--detail", "0.4", "--band", "16", "--fidelity-weight", "0.3", "--solver", "band",
                               "--style", "builtin:3:0.5", "--style", "builtin:4", "--frames", "2:9", "--size", "0",
                               "--ray", "--margin", "3", "--cache", "c/", "--debug")
     assert (settings.coarse_to_fine, settings.sharpness_weight, settings.temporal_luminance) == (2, 0.0, True)
     assert (settings.feature_temporal_weight, settings.init_first, settings.warp_mode) == (0.5, "random", "bilinear")
-    assert (settings.detail, settings.band, settings.fidelity_weight, settings.solver) == (0.4, 16, 0.3, "cg")
+    assert (settings.detail, settings.band, settings.fidelity_weight, settings.solver) == (0.4, 16, 0.3, "band")
     assert settings.styles == (StyleRef(builtin=3, weight=0.5), StyleRef(builtin=4))
     assert (settings.frames, settings.size) == ((2, 9), None)
     assert (options.ray, options.margin, options.cache_dir, options.debug) == ("", 3, "c/", True)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from flowstyle.motion.masks import consistency_mask, long_term_masks, soften
+from flowstyle.motion.masks import consistency_mask, long_term_masks, near_unreliable, soften
 
 
 def translation(dx: float, dy: float, h: int = 32, w: int = 40) -> torch.Tensor:
@@ -87,3 +87,47 @@ class TestLongTermMasks:
         c1 = torch.ones(1, 1, 2, 2)
         out = long_term_masks({1: c1}, (1, 2, 4))
         assert list(out) == [1] and torch.equal(out[1], c1)
+
+
+class TestThresholds:
+    """DESIGN 4.2's constants, pinned by flows just inside and just outside each test."""
+
+    @pytest.mark.parametrize("delta, reliable", [(1.685, True), (1.700, False)])
+    def test_disocclusion_threshold(self, delta, reliable):
+        # |w~ + ŵ|² > 0.01 (|w~|² + |ŵ|²) + 0.5 with w = +10 and ŵ = −(10 + δ): the boundary is δ ≈ 1.693
+        m = consistency_mask(translation(10, 0), translation(-(10 + delta), 0))
+        assert bool(m[0, 0, 16, 30] == 1) is reliable
+
+    @pytest.mark.parametrize("slope, reliable", [(0.0440, True), (0.0455, False)])
+    def test_motion_boundary_threshold(self, slope, reliable):
+        # |∇û|² + |∇v̂|² > 0.01 |ŵ|² + 0.002: a shear ramp û = s (x − 20), zero at column 20: boundary s ≈ 0.0447
+        xs = torch.arange(40, dtype=torch.float32)
+        bw = torch.zeros(1, 2, 32, 40)
+        bw[:, 0] = slope * (xs - 20)
+        m = consistency_mask(-bw, bw)
+        assert bool(m[0, 0, 16, 20] == 1) is reliable
+        assert m[0, 0, 16, 30] == 1  # ten columns on, |ŵ| is large enough that the same slope is fine
+
+    def test_out_of_frame(self):
+        m = consistency_mask(translation(0.4, 0), translation(-0.4, 0))[0, 0, 16]
+        assert m[0] == 0 and torch.all(m[1:] == 1)  # column 0 samples x = −0.4, outside; column 1 samples 0.6
+
+
+class TestNearUnreliable:
+    def test_off_and_never_above_the_mask(self):
+        m = (torch.rand(1, 1, 40, 60) > 0.2).float()
+        assert torch.equal(near_unreliable(m, 0.0), m)
+        assert torch.all(near_unreliable(m, 6.0) <= m)
+
+    def test_a_wide_unreliable_band_empties_its_neighbourhood(self):
+        m = torch.ones(1, 1, 48, 96)
+        m[..., 40:56] = 0.0  # a disoccluded strip 16 px wide
+        out = near_unreliable(m, 8.0)[0, 0, 24]
+        assert float(out[56:58].max()) < 0.05 and float(out[38:40].max()) < 0.05  # right beside it: no pull
+        assert float(out[72:].min()) > 0.95 and float(out[:24].min()) > 0.95  # two radii away: full pull
+
+    def test_a_stray_pixel_barely_counts(self):
+        m = torch.ones(1, 1, 48, 48)
+        m[..., 24, 24] = 0.0
+        out = near_unreliable(m, 8.0)
+        assert out[0, 0, 24, 24] == 0 and float(out[0, 0, 24, 27]) > 0.9

@@ -1,65 +1,108 @@
-"""Fast mode's temporal solvers (DESIGN 4.6)."""
+"""Fast mode's temporal solve (DESIGN 4.6): it minimizes its energy, disoccluded pixels follow
+the per-frame stylization, traced ones get their whole correction, and nothing depends on a grid."""
 import pytest
 import torch
 
-from flowstyle.base.tensors import laplacian
-from flowstyle.fast.solve import band_solve, cg_solve, lowpass
+from flowstyle.fast.solve import SolveStats, band_solve, energy, lowpass, pcg_solve
+
+KW = dict(fidelity_weight=0.2, gradient_weight=1.0)
 
 
-def energy(x, p, w, c, g, lam, gam):
-    grad = lambda v: (v[..., :, 1:] - v[..., :, :-1], v[..., 1:, :] - v[..., :-1, :])
-    (xa, xb), (pa, pb) = grad(x), grad(p)
-    return g * ((xa - pa).square().sum() + (xb - pb).square().sum()) + lam * (x - p).square().sum() + gam * (c * (x - w).square()).sum()
+def step_case(h: int = 24, w: int = 48, edge: int = 24):
+    """Per-frame p = 0.2, the warped past ω = 0.8, traced (c = 1) left of ``edge``, disoccluded right of it."""
+    p = torch.full((1, 3, h, w), 0.2)
+    omega = torch.full((1, 3, h, w), 0.8)
+    c = torch.zeros(1, 1, h, w)
+    c[..., :edge] = 1.0
+    return p, omega, c
+
+
+class TestPcgSolve:
+    def test_no_history_returns_target(self):
+        p = torch.rand(1, 3, 16, 16)
+        assert torch.equal(pcg_solve(p, [], [], **KW), p)
+
+    def test_disoccluded_pixels_follow_the_per_frame_stylization(self):
+        p, omega, c = step_case()
+        x = pcg_solve(p, [omega], [c], trust=c, **KW)
+        correction = ((x - p) / (omega - p))[0, 0, 12]  # one row, fraction of the full correction ω − p
+        full = 1.0 / (1.0 + 0.2)  # γ / (γ + λ): the per-pixel minimizer inside the traced region
+        assert float(correction[24:26].abs().max()) < 0.05  # within 2 px of the edge: < 5 %
+        assert float(correction[24:].abs().max()) < 1e-6  # in fact none at all
+        # traced pixels next to the edge are not under-corrected
+        assert float(correction[20:24].min()) == pytest.approx(full, abs=1e-3)
+
+    def test_uncut_gradient_term_leaks_across_the_edge(self):
+        """Without the trust cut the plain DESIGN 4.6 term smears the past into disoccluded pixels."""
+        p, omega, c = step_case()
+        x = pcg_solve(p, [omega], [c], trust=None, iterations=200, tolerance=1e-8, **KW)
+        correction = ((x - p) / (omega - p))[0, 0, 12]
+        assert float(correction[25]) > 0.05
+
+    def test_reaches_the_minimum_of_its_energy(self):
+        torch.manual_seed(0)
+        p, omega = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 40, 56)
+        c = (torch.rand(1, 1, 40, 56) > 0.3).float()
+        stats = SolveStats()
+        x = pcg_solve(p, [omega], [c], trust=c, stats=stats, **KW)
+        best = pcg_solve(p, [omega], [c], trust=c, iterations=500, tolerance=1e-9, **KW)
+        e = lambda v: energy(v, p, [omega], [c], trust=c, **KW)
+        assert e(x) <= e(best) * 1.002 and stats.residual < 0.05
+        assert e(band_solve(p, [omega], [c], fidelity_weight=0.2)) > e(best) * 1.02  # the old filter is no minimizer
+        assert e(best) < e(p) and e(best) < e(torch.where(c > 0, omega, p))
+
+    def test_the_minimum_satisfies_the_normal_equations(self):
+        torch.manual_seed(1)
+        p, omega = torch.rand(1, 1, 20, 20), torch.rand(1, 1, 20, 20)
+        c = torch.ones(1, 1, 20, 20)
+        x = pcg_solve(p, [omega], [2.0 * c], trust=c, iterations=300, tolerance=1e-10, fidelity_weight=0.5,
+                      gradient_weight=1.0)
+        d, xp = x - p, torch.nn.functional.pad(x - p, (1, 1, 1, 1), mode="replicate")
+        lap = xp[..., 1:-1, 2:] + xp[..., 1:-1, :-2] + xp[..., 2:, 1:-1] + xp[..., :-2, 1:-1] - 4 * d
+        residual = 0.5 * d + 2.0 * (x - omega) - lap  # ∂E/∂x / 2 with Neumann borders
+        assert float(residual.abs().max()) < 1e-4
+
+    def test_shift_invariant(self):
+        """Moving the content moves the result: no fixed grid that content slides over."""
+        torch.manual_seed(2)
+        p, omega = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 48, 64)
+        c = (torch.rand(1, 1, 48, 64) > 0.2).float()
+        solve = lambda *a: pcg_solve(*a[:1], [a[1]], [a[2]], trust=a[2], iterations=60, tolerance=1e-7, **KW)
+        x = solve(p, omega, c)
+        shifted = solve(*(t.roll(3, dims=-1) for t in (p, omega, c)))
+        assert torch.allclose(shifted[..., 12:-12, 15:-12], x.roll(3, dims=-1)[..., 12:-12, 15:-12], atol=1e-4)
+
+    def test_keeps_the_strokes_pulls_the_colour(self):
+        p = torch.zeros(1, 1, 32, 32)
+        p[..., ::2, :] = 1.0  # fine stripes (strokes) around mean 0.5
+        omega = torch.full_like(p, 0.9)  # the past: flat, brighter
+        c = torch.ones(1, 1, 32, 32)
+        x = pcg_solve(p, [omega], [c], trust=c, iterations=100, tolerance=1e-8, fidelity_weight=0.2, gradient_weight=4.0)
+        contrast = float(x[..., 8:24:2, :].mean() - x[..., 9:24:2, :].mean())
+        assert contrast > 0.5  # most of the stripes' contrast is kept
+        assert float(x.mean()) == pytest.approx(0.5 + (0.9 - 0.5) / 1.2, abs=0.02)  # the mean moves to the blend
+
+    def test_exception_mismatched(self):
+        with pytest.raises(ValueError, match="one weight map per pulled image"):
+            pcg_solve(torch.rand(1, 3, 4, 4), [torch.rand(1, 3, 4, 4)], [], **KW)
 
 
 class TestBandSolve:
-    def test_no_history_returns_target(self):
-        p = torch.rand(1, 3, 16, 16)
-        assert torch.equal(band_solve(p, [], [], temporal_weight=1, fidelity_weight=0.2), p)
+    """The former default, kept for comparison: a filter on a fixed grid, not a minimizer."""
 
     def test_masked_out_pixels_follow_target(self):
         p, w = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
-        out = band_solve(p, [w], [torch.zeros(1, 1, 16, 16)], temporal_weight=1, fidelity_weight=0.2)
-        assert torch.allclose(out, p)
+        assert torch.allclose(band_solve(p, [w], [torch.zeros(1, 1, 16, 16)], fidelity_weight=0.2), p)
 
-    def test_agreeing_history_changes_nothing(self):
-        p = torch.rand(1, 3, 16, 16)
-        out = band_solve(p, [p.clone()], [torch.ones(1, 1, 16, 16)], temporal_weight=1, fidelity_weight=0.2)
-        assert torch.allclose(out, p, atol=1e-6)
+    def test_leaks_across_a_mask_edge(self):
+        p, omega, c = step_case()
+        x = band_solve(p, [omega], [c], fidelity_weight=0.2)
+        assert float(((x - p) / (omega - p))[0, 0, 12, 25]) > 0.05
 
     def test_pulls_coarse_structure_towards_history(self):
-        p = torch.full((1, 3, 32, 32), 0.2)
-        w = torch.full((1, 3, 32, 32), 0.8)
-        out = band_solve(p, [w], [torch.ones(1, 1, 32, 32)], temporal_weight=1.0, fidelity_weight=0.25)
-        assert torch.allclose(out, torch.full_like(p, 0.2 + 0.6 * 0.8), atol=1e-5)  # blend weight γ/(λ+γ) = 0.8
-
-    def test_fine_detail_kept_from_target(self):
-        p = torch.zeros(1, 1, 32, 32)
-        p[..., ::2, :] = 1.0  # stripes, 2 px period: all fine band
-        w = torch.full_like(p, 0.5)
-        out = band_solve(p, [w], [torch.ones(1, 1, 32, 32)], temporal_weight=1.0, fidelity_weight=0.0, detail=0.7)
-        contrast = (out[..., ::2, :].mean() - out[..., 1::2, :].mean()).item()
-        assert contrast == pytest.approx(0.7, abs=0.02)
-
-    def test_exception_mismatched(self):
-        with pytest.raises(ValueError, match="one mask per warped"):
-            band_solve(torch.rand(1, 3, 4, 4), [torch.rand(1, 3, 4, 4)], [], temporal_weight=1, fidelity_weight=1)
-
-
-class TestCgSolve:
-    def test_lowers_energy_and_converges(self):
-        torch.manual_seed(0)
-        p, w = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
-        c = (torch.rand(1, 1, 24, 24) > 0.3).float()
-        kw = dict(temporal_weight=2.0, fidelity_weight=0.5, gradient_weight=1.0)
-        e0 = energy(torch.where(c > 0, w, p), p, w, c, 1.0, 0.5, 2.0)
-        x8 = cg_solve(p, [w], [c], iterations=8, **kw)
-        x200 = cg_solve(p, [w], [c], iterations=200, **kw)
-        e8, e200 = energy(x8, p, w, c, 1.0, 0.5, 2.0), energy(x200, p, w, c, 1.0, 0.5, 2.0)
-        assert e8 < e0 and e200 <= e8 + 1e-4
-        # at the minimum the gradient of the energy vanishes: (λ + γc − gΔ)x = λp + γcω − gΔp
-        residual = 0.5 * x200 + 2.0 * c * x200 - laplacian(x200) - (0.5 * p + 2.0 * c * w - laplacian(p))
-        assert residual.abs().max() < 1e-3
+        p, w = torch.full((1, 3, 32, 32), 0.2), torch.full((1, 3, 32, 32), 0.8)
+        out = band_solve(p, [w], [torch.ones(1, 1, 32, 32)], fidelity_weight=0.25)
+        assert torch.allclose(out, torch.full_like(p, 0.2 + 0.6 * 0.8), atol=1e-5)
 
 
 def test_lowpass_keeps_constants_and_shape():

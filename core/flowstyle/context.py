@@ -30,8 +30,9 @@ __all__ = ["RunContext", "EventFn", "History", "SolveFrame", "run_frames"]
 
 EventFn = Callable[[dict], None]
 History = Sequence[tuple[Frame, np.ndarray]]  # (input frame, its output), oldest first
-# solve(frame, history, flows_out) -> the frame's output (H, W, 3), quantized as stored;
-# flows_out receives j -> (flow i-j -> i, flow i -> i-j) for the offsets it used.
+# solve(frame, history, motion) -> the frame's output (H, W, 3), quantized as stored; ``motion``
+# receives j -> (flow i-j -> i, flow i -> i-j, consistency mask, ω_j) for the offsets it traced
+# (Traced.motion()), so measuring the result need not compute them again.
 SolveFrame = Callable[[Frame, History, dict], np.ndarray]
 
 
@@ -91,13 +92,17 @@ class RunContext:
                        "reused": reused})
 
     def measure(self, prev: Optional[tuple[Frame, np.ndarray]], frame: Frame, out: np.ndarray,
-                flows: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
-        """Warping error of ``out`` against the previous output, with the engine's flow (report.json)."""
+                motion: Optional[tuple] = None) -> None:
+        """Warping error of ``out`` against the previous output, with the engine's flow (report.json).
+
+        ``motion``: (flow fw, flow bw, consistency mask, ``prev``'s output warped) where the solve
+        traced them (:meth:`~flowstyle.motion.trace.Traced.motion`).
+        """
         if prev is None:
             return
         t = time.perf_counter()
-        fw, bw = flows or self.flows.pair(prev[0], frame)
-        self.report.frame(frame.index + 1)["warping_error"] = warping_error(prev[1], out, fw, bw)
+        fw, bw, mask, warped = motion or (*self.flows.pair(prev[0], frame), None, None)
+        self.report.frame(frame.index + 1)["warping_error"] = warping_error(prev[1], out, fw, bw, mask, warped)
         self.report.add_time(frame.index + 1, "measure", time.perf_counter() - t)
 
     def write_debug_masks(self, frame: Frame, masks: Mapping[int, torch.Tensor]) -> None:
@@ -134,16 +139,16 @@ def run_frames(ctx: RunContext, solve: SolveFrame, *, first: int = 0, last: Opti
         frame = ctx.source.read(k)
         rep.add_time(index, "decode", time.perf_counter() - t0)
         key = ctx.chain_key(frame, key)
-        flows: dict = {}
+        motion: dict = {}
         if k < first:  # lead-in: state only
-            history.append((frame, solve(frame, history, flows)))
+            history.append((frame, solve(frame, history, motion)))
             rep.frames.pop(index, None)
             continue
         out = ctx.reusable(index, key)
         reused = out is not None
         if not reused:
-            out = solve(frame, history, flows)
+            out = solve(frame, history, motion)
         ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
-        ctx.measure(history[-1] if history else None, frame, out, flows.get(1))
+        ctx.measure(history[-1] if history else None, frame, out, motion.get(1))
         history.append((frame, out))
         ctx.progress("stylize", index, n)

@@ -148,7 +148,8 @@ def _context(src: FrameSource, settings: Settings, out: Path, device: str, timel
     names.keys_dir(out).mkdir(parents=True, exist_ok=True)
     key = json.dumps(settings.fingerprint() | {"keyframes": timeline.fingerprint()}, sort_keys=True)
     return RunContext(source=src, settings=settings, out=out, device=device,
-                      flows=FlowEstimator(settings.flow, cache, **flow_options), report=report, on_event=on_event,
+                      flows=FlowEstimator(settings.flow, cache, scales=settings.flow_scales, **flow_options),
+                      report=report, on_event=on_event,
                       cancel=cancel, resume=options.resume, debug=options.debug, settings_key=key)
 
 

@@ -130,6 +130,8 @@ class Settings:
     size: Optional[int] = option(1024, "working size, longest side in pixels, never upscaled; 0 keeps the input's",
                                  metavar="MAX_SIDE", parse=lambda v: v or None, kind=int)
     flow: Optional[str] = option(None, "optical flow backend", choices=FLOWS)
+    flow_scales: int = option(1, "flow at this many scales (full, 1/2, 1/4...), picked per pixel by colour match "
+                              "(seed 000's multi-scale flow, for large motion); 1 off", metavar="N")
     raft_weights: Optional[str] = option(None, "local torchvision RAFT state dict for --flow raft", metavar="PATH",
                                          shown="torchvision's download")
     temporal_weight: Optional[float] = option(
@@ -141,11 +143,22 @@ class Settings:
     mask: str = option("hard", "flow reliability masks", choices=("hard", "soft"))
     device: str = option("auto", "compute device", choices=DEVICES)
     keyframes: Optional[str] = option(None, "style keys and painted overrides (DESIGN 4.5)", metavar="FILE.json")
+    mask_context: float = option(0.02, "lower the temporal pull within this fraction of the frame's long side of "
+                                 "unreliable pixels (a moving object's edges): no ghost trails, a little less "
+                                 "stability beside moving objects; 0 off", metavar="F")
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
     fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization", group=FAST, metavar="L")
-    solver: str = option("band", "temporal solver: band (two-band closed form, a heuristic) or cg "
-                         "(conjugate gradients on the full energy)", group=FAST, choices=("band", "cg"))
+    gradient_weight: float = option(0.0, "g: pull the result's gradients towards the per-frame stylization's "
+                                    "(solved by conjugate gradients; 0: the exact per-pixel minimizer)",
+                                    group=FAST, metavar="G")
+    solver: str = option("exact", "temporal solver: exact (minimizes the energy: per pixel, or conjugate gradients "
+                         "when g > 0) or band (the former two-band filter, a heuristic)", group=FAST,
+                         choices=("exact", "band"))
+    incremental_mask: int = option(0, "seed 000's incremental mask: a newly traced pixel's pull builds up over "
+                                   "this many frames, and resets where tracing breaks; 0 off", group=FAST, metavar="N")
+    solver_iterations: int = option(5, "pcg: at most this many iterations per frame (5 reach the minimum within "
+                                    "1/255 on real frames)", group=FAST)
     detail: float = option(0.7, "band solver: share of the fine band kept from the per-frame stylization",
                            group=FAST, metavar="D")
     band: int = option(8, "band solver: cut-off between the bands, in pixels", group=FAST, metavar="PX")
@@ -198,6 +211,8 @@ class Settings:
             raise FlowstyleError(f"--temporal-weight must be 0 or more, got {s.temporal_weight:g}")
         if not s.long_term or min(s.long_term) < 1:
             raise FlowstyleError(f"--long-term needs frame offsets of 1 or more, like 1,2,4; got {s.long_term}")
+        if s.flow_scales < 1:
+            raise FlowstyleError(f"--flow-scales must be 1 or more, got {s.flow_scales}")
         if s.passes < 1:
             raise FlowstyleError(f"--passes must be 1 or more, got {s.passes}")
         if s.size is not None and s.size < 16:

@@ -3,7 +3,7 @@ temporal solve against the warped earlier outputs."""
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -14,37 +14,59 @@ from ..io.frames import Frame
 from ..keyframes.painted import OverrideGuides
 from ..keyframes.timeline import Timeline
 from ..motion.trace import earlier_results, trace
+from ..motion.warp import warp
 from .magenta import MagentaStylizer
-from .solve import band_solve, cg_solve
+from .solve import band_solve, pcg_solve
 
-__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step"]
+__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability"]
 
 
-def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: History, flows_out: dict, *,
-                  temporal_weight: float, extra: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> np.ndarray:
+def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch.Tensor, flow_bw: torch.Tensor,
+                            frames: int) -> torch.Tensor:
+    """Seed 000's incremental mask: trust that builds up while a pixel is traced, and resets when it is not.
+
+    r_i = c_i · min(1, r_{i−1} warped into frame i + 1 / frames); with no previous map every traced
+    pixel counts as established (r_i = c_i). (1, 1, H, W) in, (1, 1, H, W) out.
+    """
+    if previous is None:
+        return consistency
+    return consistency * (warp(previous, flow_bw) + 1.0 / frames).clamp(max=1.0)
+
+
+def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: History, motion: dict, *,
+                  temporal_weight: float, extra: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+                  state: Optional[dict] = None) -> np.ndarray:
     """Pull the per-frame stylization ``target`` of ``frame`` towards the warped earlier outputs.
 
     Args:
         history: (frame, output) pairs of the previous frames, oldest first.
-        flows_out: receives j -> (flow_fw, flow_bw) for the offsets used (for measuring).
+        motion: receives j -> (flow fw, flow bw, consistency mask, ω_j) for the offsets traced (for measuring).
         temporal_weight: γ at this frame (style keys may change it).
         extra: more (image (1, 3, H, W), weight (1, 1, H, W)) pulls, weights absolute (not
             scaled by γ), e.g. painted overrides carried here.
+        state: carried from frame to frame by the caller (the incremental mask's map).
     """
     s = ctx.settings
     traced = trace(ctx.flows, frame, earlier_results(history, s.long_term), device=ctx.device,
-                   soft=s.mask == "soft", warp_mode=s.warp_mode)
-    flows_out.update(traced.flows)
+                   soft=s.mask == "soft", warp_mode=s.warp_mode, context=s.mask_context * max(frame.rgb.shape[:2]))
+    motion.update(traced.motion())
     ctx.write_debug_masks(frame, traced.masks)
     pulls = traced.long_term(s.long_term)
+    if s.incremental_mask and state is not None and 1 in traced.consistency:
+        last = state.get("reliability")
+        r = incremental_reliability(last[1] if last and last[0] == frame.index - 1 else None,
+                                    traced.consistency[1], traced.flows_bw[1], s.incremental_mask)
+        state["reliability"] = (frame.index, r)
+        pulls = [(j, w, c * r) for j, w, c in pulls]
     images = [w for _, w, _ in pulls] + [img for img, _ in extra]
     weights = [temporal_weight * c for _, _, c in pulls] + [m for _, m in extra]
     p = to_tensor(target, ctx.device)
-    kw = dict(temporal_weight=1.0, fidelity_weight=s.fidelity_weight)
-    if s.solver == "cg":
-        x = cg_solve(p, images, weights, **kw)
+    if s.solver == "band":
+        x = band_solve(p, images, weights, fidelity_weight=s.fidelity_weight, detail=s.detail, cell=s.band)
     else:
-        x = band_solve(p, images, weights, detail=s.detail, cell=s.band, **kw)
+        trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
+        x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
+                      trust=trust.clamp(0.0, 1.0), iterations=s.solver_iterations)
     return to_array(x)
 
 
@@ -58,8 +80,9 @@ class FrameSolver:
         self.ctx, self.timeline = ctx, timeline
         self.stylizer = MagentaStylizer(device=ctx.device)
         self.guides = OverrideGuides(ctx, timeline)
+        self.state: dict = {}  # what the temporal step carries from frame to frame
 
-    def __call__(self, frame: Frame, history: History, flows: dict) -> np.ndarray:
+    def __call__(self, frame: Frame, history: History, motion: dict) -> np.ndarray:
         """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
         ctx, s, k, rep = self.ctx, self.ctx.settings, frame.index, self.ctx.report
         index = k + 1
@@ -74,11 +97,13 @@ class FrameSolver:
             target = strength * target + (1.0 - strength) * frame.rgb
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
-        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight)
+        # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
+        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - self.timeline.style_change(k)) ** 2
         extra = self.guides.terms(k) if self.guides else []
         out = target
         if (gamma > 0 and history) or extra:
-            out = temporal_step(ctx, frame, target, history if gamma > 0 else (), flows, temporal_weight=gamma, extra=extra)
+            out = temporal_step(ctx, frame, target, history if gamma > 0 else (), motion, temporal_weight=gamma, extra=extra,
+                                state=self.state)
         flow_seconds = ctx.flows.seconds - flow_start
         rep.add_time(index, "flow", flow_seconds)
         rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)

@@ -1,33 +1,37 @@
 """Fast mode's output-space temporal optimization (DESIGN 4.6).
 
-Per frame, with p the per-frame stylization and ω_j the earlier outputs warped into this
-frame under the long-term masks c_j, the energy is
+Per frame, with p the per-frame stylization and ω_k the earlier outputs (and painted frames)
+carried into this frame with per-pixel weights w_k (γ times their long-term masks), the
+energy over the image x is
 
-    E(x) = g ||∇x − ∇p||² + λ ||x − p||² + γ Σ_j c_j ||x − ω_j||²
+    E(x) = g Σ_{edges pq} e_pq ((x_p − x_q) − (p_p − p_q))² + λ ||x − p||² + Σ_k w_k ||x − ω_k||²
 
-Two solvers, tensors in and out, no I/O and no device choices:
+The gradient term keeps the strokes of the per-frame stylization (they are taken fresh each
+frame, so repeated warping cannot soften them and the look cannot drift); the temporal term
+removes flicker where the scene can be traced. ``e_pq = 1 − |t_p − t_q|`` with ``t`` the
+per-pixel trust (how far a pixel is traced, in [0, 1]): the gradient term is cut exactly where
+traced meets untraced, so the correction of traced pixels never leaks into disoccluded ones
+(which follow p) and is not diluted near a mask edge. With ``t`` constant it is DESIGN 4.6's
+plain ``g ||∇x − ∇p||²``.
 
-- ``band_solve`` (default): the closed-form minimizer of the energy split into two bands.
-  Without the gradient term the minimizer is the per-pixel blend
-  b = (λ p + γ Σ c_j ω_j) / (λ + γ Σ c_j). Coarse structure (colour, shading: below the
-  band cut-off) is taken from b, which removes flicker; fine structure (strokes) takes
-  ``detail`` of p's own and the rest from b. The gradient term's job, keeping strokes sharp,
-  is done by the band split; repeated warping cannot soften what is taken fresh from p, so
-  the look does not drift. Cost: one blend, one box low-pass, no iterations.
-- ``cg_solve``: the full quadratic solved by preconditioned conjugate gradients, warm-started
-  from the warped previous result. Exact, several times slower, and it softens over long
-  runs (see bench/fast_vs_perframe.py for the figures).
+Solvers, tensors in and out, no I/O and no device choices:
+
+- :func:`pcg_solve` (default): the minimizer of E by Jacobi-preconditioned conjugate gradients on
+  the correction d = x − p, started from the per-pixel minimizer without the gradient term
+  (right at low frequencies, so CG only has the fine band left to fix). Shift-invariant.
+- :func:`band_solve`: the former default, a heuristic filter (not a minimizer): the per-pixel
+  blend below a box low-pass cut-off, ``detail`` of p's own fine band above it. Kept for
+  comparison in the benchmark.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..base.tensors import laplacian
-
-__all__ = ["lowpass", "temporal_blend", "band_solve", "cg_solve"]
+__all__ = ["lowpass", "pull_terms", "energy", "pcg_solve", "band_solve", "SolveStats"]
 
 
 def lowpass(x: torch.Tensor, cell: int) -> torch.Tensor:
@@ -39,97 +43,126 @@ def lowpass(x: torch.Tensor, cell: int) -> torch.Tensor:
     return F.interpolate(small, scale_factor=cell, mode="bilinear", align_corners=False)[..., :h, :w]
 
 
-def temporal_blend(
-    target: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], *,
-    temporal_weight: float, fidelity_weight: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-pixel minimizer of λ||x − p||² + γ Σ c_j ||x − ω_j||².
-
-    Args:
-        target: (B, C, H, W) p. warped: each (B, C, H, W). masks: each (B, 1, H, W) in [0, 1].
-
-    Returns:
-        (blend (B, C, H, W), Σ c_j (B, 1, H, W), Σ c_j ω_j (B, C, H, W)).
-    """
-    if len(warped) != len(masks):
-        raise ValueError(f"need one mask per warped frame; got {len(warped)} frames and {len(masks)} masks")
-    c_sum = torch.zeros_like(target[:, :1])
+def pull_terms(target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b): the summed pull weight Σ w_k (B, 1, H, W) and the pull Σ w_k (ω_k − p) (B, C, H, W)."""
+    if len(images) != len(weights):
+        raise ValueError(f"need one weight map per pulled image; got {len(images)} images and {len(weights)} weights")
+    total = torch.zeros_like(target[:, :1])
     pull = torch.zeros_like(target)
-    for w, c in zip(warped, masks):
-        c_sum = c_sum + c
-        pull = pull + c * w
-    blend = (fidelity_weight * target + temporal_weight * pull) / (fidelity_weight + temporal_weight * c_sum)
-    return blend, c_sum, pull
+    for w, c in zip(images, weights):
+        total = total + c
+        pull = pull + c * (w - target)
+    return total, pull
 
 
-def band_solve(
-    target: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], *,
-    temporal_weight: float, fidelity_weight: float, detail: float = 0.7, cell: int = 8,
+def _edge_weights(trust: Optional[torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal (B, 1, H, W−1) and vertical (B, 1, H−1, W) edge weights 1 − |t_p − t_q|."""
+    if trust is None:
+        ones = like.new_ones(like.shape[0], 1, *like.shape[-2:])
+        return ones[..., :, 1:], ones[..., 1:, :]
+    return 1.0 - (trust[..., :, 1:] - trust[..., :, :-1]).abs(), 1.0 - (trust[..., 1:, :] - trust[..., :-1, :]).abs()
+
+
+def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor) -> torch.Tensor:
+    """(L d)_p = Σ_q e_pq (d_p − d_q) over the 4-neighbours q. (B, C, H, W) -> same."""
+    fx = ex * (d[..., :, 1:] - d[..., :, :-1])
+    fy = ey * (d[..., 1:, :] - d[..., :-1, :])
+    return F.pad(fx, (1, 0)) - F.pad(fx, (0, 1)) + F.pad(fy, (0, 0, 1, 0)) - F.pad(fy, (0, 0, 0, 1))
+
+
+def energy(x: torch.Tensor, target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
+           fidelity_weight: float, gradient_weight: float, trust: Optional[torch.Tensor] = None) -> float:
+    """E(x) of the module docstring (summed over pixels and channels)."""
+    ex, ey = _edge_weights(trust, target)
+    d = x - target
+    grad = (ex * (d[..., :, 1:] - d[..., :, :-1]).square()).sum() + (ey * (d[..., 1:, :] - d[..., :-1, :]).square()).sum()
+    temporal = sum((c * (x - w).square()).sum() for w, c in zip(images, weights))
+    return float(gradient_weight * grad + fidelity_weight * d.square().sum() + temporal)
+
+
+@dataclass
+class SolveStats:
+    """What the last :func:`pcg_solve` did: iterations run and the final relative residual."""
+
+    iterations: int = 0
+    residual: float = 0.0
+
+
+def pcg_solve(
+    target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
+    fidelity_weight: float, gradient_weight: float = 1.0, trust: Optional[torch.Tensor] = None,
+    iterations: int = 12, tolerance: float = 1e-3, stats: Optional[SolveStats] = None,
 ) -> torch.Tensor:
-    """Two-band solution of the fast-mode energy (module docstring).
+    """Minimize E(x) (module docstring) by preconditioned conjugate gradients.
 
-    x = p + (1 − detail) (b − p) + detail · lowpass(b − p): the temporal correction b − p is
-    applied in full below the band cut-off and at ``1 − detail`` above it.
+    Normal equations on d = x − p: ((λ + W) + g L_e) d = Σ w_k (ω_k − p), L_e the graph
+    Laplacian with edge weights e; Jacobi preconditioner. Pixels that nothing pulls and that no
+    edge ties to a pulled pixel keep d = 0 exactly (x = p).
 
     Args:
         target: (B, C, H, W) per-frame stylization p.
-        warped, masks: as in :func:`temporal_blend`.
-        detail: share of the fine band taken from p (0: plain blend, 1: all strokes from p).
-        cell: band cut-off, in pixels (box size of the low-pass).
+        images: each (B, C, H, W) ω_k. weights: each (B, 1, H, W) w_k >= 0.
+        fidelity_weight: λ > 0. gradient_weight: g >= 0.
+        trust: (B, 1, H, W) in [0, 1], where the pulls hold (None: the plain, uncut gradient term).
+        iterations: at most this many CG steps. tolerance: stop when the residual falls below
+            this fraction of the right-hand side.
+        stats: receives the iterations run and the final relative residual.
+
+    Returns:
+        (B, C, H, W) x, same dtype and device as ``target``.
+    """
+    if not images:
+        return target
+    total, b = pull_terms(target, images, weights)
+    diag_data = fidelity_weight + total
+    d = b / diag_data  # the minimizer without the gradient term: right at low frequencies
+    g = gradient_weight
+    if g > 0 and iterations > 0:
+        ex, ey = _edge_weights(trust, target)
+        degree = F.pad(ex, (1, 0)) + F.pad(ex, (0, 1)) + F.pad(ey, (0, 0, 1, 0)) + F.pad(ey, (0, 0, 0, 1))
+        inv_diag = 1.0 / (diag_data + g * degree)
+
+        def apply_a(v: torch.Tensor) -> torch.Tensor:
+            return diag_data * v + g * _graph_laplacian(v, ex, ey)
+
+        r = b - apply_a(d)
+        z = inv_diag * r
+        s, rz = z, (r * z).sum()
+        b_norm = float(b.square().sum().sqrt()) or 1.0
+        done = 0
+        for done in range(1, iterations + 1):
+            a_s = apply_a(s)
+            alpha = rz / (s * a_s).sum().clamp(min=1e-30)
+            d = d + alpha * s
+            r = r - alpha * a_s
+            if float(r.square().sum().sqrt()) <= tolerance * b_norm:
+                break
+            z = inv_diag * r
+            rz_new = (r * z).sum()
+            s = z + (rz_new / rz.clamp(min=1e-30)) * s
+            rz = rz_new
+        if stats is not None:
+            stats.iterations, stats.residual = done, float(r.square().sum().sqrt()) / b_norm
+    return target + d
+
+
+def band_solve(
+    target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
+    fidelity_weight: float, detail: float = 0.7, cell: int = 8,
+) -> torch.Tensor:
+    """The former default, a heuristic two-band filter (not a minimizer of E).
+
+    x = p + (1 − detail) c + detail · lowpass(c) with c = Σ w_k (ω_k − p) / (λ + Σ w_k) the
+    per-pixel correction: applied in full below the box low-pass cut-off (``cell`` pixels, on a
+    fixed grid) and at ``1 − detail`` above it.
 
     Returns:
         (B, C, H, W), same dtype and device as ``target``.
     """
-    if len(warped) != len(masks):
-        raise ValueError(f"need one mask per warped frame; got {len(warped)} frames and {len(masks)} masks")
-    if not warped:
+    if not images:
         return target
-    # b − p = γ Σ c_j (ω_j − p) / (λ + γ Σ c_j), computed without the full-size blend
-    c_sum, pull = masks[0], masks[0] * (warped[0] - target)
-    for w, c in zip(warped[1:], masks[1:]):
-        c_sum = c_sum + c
-        pull = pull + c * (w - target)
-    correction = pull * (temporal_weight / (fidelity_weight + temporal_weight * c_sum))
+    total, pull = pull_terms(target, images, weights)
+    correction = pull / (fidelity_weight + total)
     return target + (1.0 - detail) * correction + detail * lowpass(correction, cell)
 
-
-def cg_solve(
-    target: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], *,
-    temporal_weight: float, fidelity_weight: float, gradient_weight: float = 1.0,
-    iterations: int = 8, init: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """Minimize the full energy E(x) by preconditioned conjugate gradients.
-
-    Normal equations: (λ + γ Σc_j − g Δ) x = λ p + γ Σ c_j ω_j − g Δ p, Jacobi-preconditioned.
-
-    Args:
-        target, warped, masks: as in :func:`temporal_blend`.
-        gradient_weight: g. iterations: CG steps.
-        init: start point; default the warped previous result where traced, p elsewhere.
-
-    Returns:
-        (B, C, H, W), same dtype and device as ``target``.
-    """
-    _, c_sum, pull = temporal_blend(target, warped, masks, temporal_weight=temporal_weight, fidelity_weight=fidelity_weight)
-    g = gradient_weight
-    diag = fidelity_weight + temporal_weight * c_sum
-
-    def apply_a(v: torch.Tensor) -> torch.Tensor:
-        return diag * v - g * laplacian(v)
-
-    b = fidelity_weight * target + temporal_weight * pull - g * laplacian(target)
-    x = torch.where(c_sum > 0, pull / c_sum.clamp(min=1e-6), target) if init is None else init
-    r = b - apply_a(x)
-    precond = 1.0 / (diag + 4.0 * g)
-    z = precond * r
-    d, rz = z, (r * z).sum()
-    for _ in range(iterations):
-        ad = apply_a(d)
-        alpha = rz / (d * ad).sum().clamp(min=1e-20)
-        x = x + alpha * d
-        r = r - alpha * ad
-        z = precond * r
-        rz_new = (r * z).sum()
-        d = z + (rz_new / rz.clamp(min=1e-20)) * d
-        rz = rz_new
-    return x

@@ -99,6 +99,20 @@ class Timeline:
             return sa
         return blend_styles(sa, b.styles or self.base, t)
 
+    def style_change(self, k: int) -> float:
+        """How much the style mix changes from frame k−1 to frame k: half the L1 distance of the
+        normalized weights, 0 (same mix) to 1 (nothing shared, a cut)."""
+        if k <= 0:
+            return 0.0
+        def weights(refs):
+            total = sum(r.weight for r in refs) or 1.0
+            out: dict = {}
+            for r in refs:
+                out[(r.builtin, r.image)] = out.get((r.builtin, r.image), 0.0) + r.weight / total
+            return out
+        a, b = weights(self.styles_at(k - 1)), weights(self.styles_at(k))
+        return 0.5 * sum(abs(a.get(key, 0.0) - b.get(key, 0.0)) for key in a.keys() | b.keys())
+
     def weight_at(self, k: int, name: str, default: float) -> float:
         """A per-key weight at frame ``k``: interpolated like the style, ``default`` where no key sets it."""
         a, b, t = self._segment(k)

@@ -4,14 +4,14 @@ Pure tensor functions: no I/O, no device choices.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .warp import sample_grid
 
-__all__ = ["consistency_mask", "long_term_masks", "soften"]
+__all__ = ["consistency_mask", "long_term_masks", "soften", "near_unreliable"]
 
 
 def _gradient_sq(flow: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,8 @@ def _gradient_sq(flow: torch.Tensor) -> torch.Tensor:
     return (gx.square() + gy.square()).sum(1, keepdim=True)
 
 
-def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool = False) -> torch.Tensor:
+def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool = False,
+                     grid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Where frame i's pixels can be traced back to frame i-j (DESIGN 4.2).
 
     Convention:
@@ -36,6 +37,7 @@ def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool
         flow_bw: (B, 2, H, W) backward flow.
         soft: spread unreliability to the neighbours (the reference code's soft mask:
             unreliable pixels set to a large negative value, Gaussian blur σ = 0.8, clipped).
+        grid: ``sample_grid(flow_bw)`` where the caller has it already (it warps with the same).
 
     Returns:
         (B, 1, H, W) float mask, values in {0, 1} (hard) or [0, 1] (soft).
@@ -44,7 +46,7 @@ def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool
         raise ValueError(
             f"flows must both be (B, 2, H, W); got {tuple(flow_fw.shape)} and {tuple(flow_bw.shape)}"
         )
-    grid = sample_grid(flow_bw)
+    grid = sample_grid(flow_bw) if grid is None else grid
     w_tilde = F.grid_sample(flow_fw, grid, mode="bilinear", padding_mode="border", align_corners=True)
     bw_sq = flow_bw.square().sum(1, keepdim=True)
     round_trip = (w_tilde + flow_bw).square().sum(1, keepdim=True)
@@ -98,3 +100,38 @@ def long_term_masks(masks: Mapping[int, torch.Tensor], offsets: Sequence[int]) -
         out[j] = c if claimed is None else (c - claimed).clamp(min=0.0)
         claimed = c if claimed is None else claimed + c
     return out
+
+
+def near_unreliable(mask: torch.Tensor, radius: float, *, gain: float = 4.0) -> torch.Tensor:
+    """Lower the trust of pixels near unreliable ones, fading over ``radius`` px (a heuristic).
+
+    A feed-forward stylizer paints each pixel from a neighbourhood of the input, so where the
+    content next to a pixel appears or vanishes (a moving object's edges) its stylization changes
+    for a real reason, and pulling it towards the past leaves a ghost of the old look beside the
+    object. The unreliability 1 − c is blurred (Gaussian, σ = radius / 2) and ``gain`` times it is
+    taken off: a wide disoccluded band empties its whole neighbourhood, a stray unreliable pixel
+    barely counts. The trade: less temporal pull beside moving objects (they may flicker a little
+    there), no ghost trails.
+
+    Args:
+        mask: (B, 1, H, W) consistency mask in [0, 1].
+        radius: in pixels; 0 returns ``mask``.
+
+    Returns:
+        (B, 1, H, W) in [0, 1], never above ``mask``.
+    """
+    if radius <= 0:
+        return mask
+    sigma = radius / 2.0
+    step = max(1, int(sigma // 2))  # blur at reduced resolution: the result is smooth anyway
+    u = 1.0 - mask
+    small = F.avg_pool2d(u, step, ceil_mode=True) if step > 1 else u
+    r = max(1, int(round(3 * sigma / step)))
+    x = torch.arange(-r, r + 1, dtype=small.dtype, device=small.device)
+    k = torch.exp(-0.5 * (x * step / sigma) ** 2)
+    k = k / k.sum()
+    small = F.pad(small, (r, r, r, r), mode="replicate")
+    small = F.conv2d(F.conv2d(small, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    near = F.interpolate(small, scale_factor=step, mode="bilinear", align_corners=False)[..., :mask.shape[-2], :mask.shape[-1]] \
+        if step > 1 else small
+    return mask * (1.0 - gain * near).clamp(0.0, 1.0)

@@ -4,7 +4,10 @@ Used by report.json, the tests and the benchmarks, so all three measure the same
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+import torch
 
 from ..base.tensors import to_tensor
 from .masks import consistency_mask
@@ -13,7 +16,8 @@ from .warp import warp
 __all__ = ["warping_error", "sharpness", "style_drift"]
 
 
-def warping_error(prev_out: np.ndarray, out: np.ndarray, flow_fw: np.ndarray, flow_bw: np.ndarray) -> float:
+def warping_error(prev_out: np.ndarray, out: np.ndarray, flow_fw: np.ndarray, flow_bw: np.ndarray,
+                  mask: Optional[torch.Tensor] = None, warped: Optional[torch.Tensor] = None) -> float:
     """Masked mean squared difference between frame i and frame i-1 warped into it.
 
     Lai et al. 2018 (eq. 9): E = Σ_x M(x) ||O_i(x) - warp(O_{i-1})(x)||² / Σ_x M(x), with the
@@ -22,10 +26,14 @@ def warping_error(prev_out: np.ndarray, out: np.ndarray, flow_fw: np.ndarray, fl
     Args:
         prev_out, out: (H, W, 3) float in [0, 1], output frames i-1 and i.
         flow_fw: (H, W, 2) input flow i-1 -> i; flow_bw: (H, W, 2) input flow i -> i-1.
+        mask: (1, 1, H, W) ``consistency_mask(flow_fw, flow_bw)`` where the caller has it already.
+        warped: (1, 3, H, W) ``prev_out`` warped into frame i where the caller has it already (the
+            engine's report passes its own, warped as the engine warps: bicubic by default).
     """
-    fw, bw = to_tensor(flow_fw), to_tensor(flow_bw)
-    m = consistency_mask(fw, bw)
-    diff = (to_tensor(out) - warp(to_tensor(prev_out), bw)).square().sum(1, keepdim=True)
+    bw = to_tensor(flow_bw)
+    m = consistency_mask(to_tensor(flow_fw), bw) if mask is None else mask.cpu()
+    prev = warp(to_tensor(prev_out), bw) if warped is None else warped.cpu()
+    diff = (to_tensor(out) - prev).square().sum(1, keepdim=True)
     return float((diff * m).sum() / m.sum().clamp(min=1.0))
 
 

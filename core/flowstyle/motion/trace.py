@@ -14,8 +14,8 @@ import torch
 from ..base.tensors import to_tensor
 from ..io.frames import Frame
 from .flow import FlowEstimator
-from .masks import consistency_mask, long_term_masks
-from .warp import warp
+from .masks import consistency_mask, long_term_masks, near_unreliable, soften
+from .warp import sample_grid, warp
 
 __all__ = ["Traced", "trace", "earlier_results"]
 
@@ -28,7 +28,9 @@ class Traced:
 
     Attributes:
         warped: j -> (1, C, H, W) ω_j, the result of frame i−j resampled at x + ŵ(x).
-        masks: j -> (1, 1, H, W) consistency mask c(i−j, i) on frame i.
+        masks: j -> (1, 1, H, W) reliability of ω_j on frame i: the consistency mask, lowered
+            beside unreliable pixels when ``context`` is on.
+        consistency: j -> (1, 1, H, W) the hard consistency mask c(i−j, i) of DESIGN 4.2 (for measuring).
         results: j -> (1, C, H, W) the earlier results themselves, unwarped.
         flows_bw: j -> (1, 2, H, W) backward flow ŵ, i -> i−j.
         flows: j -> (flow i−j -> i, flow i -> i−j), (H, W, 2) arrays as the flow estimator gave them.
@@ -36,9 +38,14 @@ class Traced:
 
     warped: dict = field(default_factory=dict)
     masks: dict = field(default_factory=dict)
+    consistency: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     flows_bw: dict = field(default_factory=dict)
     flows: dict = field(default_factory=dict)
+
+    def motion(self) -> dict:
+        """j -> (flow i−j -> i, flow i -> i−j, hard consistency mask, ω_j): what measuring the result needs."""
+        return {j: (*self.flows[j], self.consistency[j], self.warped[j]) for j in self.flows}
 
     def long_term(self, offsets: Sequence[int]) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(j, ω_j, c_long,j) for the offsets in J that are present, nearest first (DESIGN 4.2)."""
@@ -47,7 +54,7 @@ class Traced:
 
 
 def trace(flows: FlowEstimator, frame: Frame, earlier: Iterable[tuple[int, Frame, Image]], *, device: str,
-          soft: bool = False, warp_mode: str = "bilinear") -> Traced:
+          soft: bool = False, warp_mode: str = "bilinear", context: float = 0.0) -> Traced:
     """Warp each earlier result into ``frame`` and say where that can be trusted.
 
     Args:
@@ -57,6 +64,7 @@ def trace(flows: FlowEstimator, frame: Frame, earlier: Iterable[tuple[int, Frame
             (an image, or an image with a mask stacked on it).
         soft: soft masks (DESIGN 4.2) instead of hard ones.
         warp_mode: ``bilinear`` (the papers'), ``bicubic`` or ``nearest``.
+        context: radius in pixels of :func:`~flowstyle.motion.masks.near_unreliable` (0: off).
     """
     out = Traced()
     for j, prev_frame, prev_out in earlier:
@@ -64,9 +72,12 @@ def trace(flows: FlowEstimator, frame: Frame, earlier: Iterable[tuple[int, Frame
         out.flows[j] = (fw, bw)
         bw_t = to_tensor(bw, device)
         out.flows_bw[j] = bw_t
-        out.masks[j] = consistency_mask(to_tensor(fw, device), bw_t, soft=soft)
+        grid = sample_grid(bw_t)
+        hard = consistency_mask(to_tensor(fw, device), bw_t, grid=grid)
+        out.consistency[j] = hard
+        out.masks[j] = near_unreliable(soften(hard == 0) if soft else hard, context)
         out.results[j] = prev_out if isinstance(prev_out, torch.Tensor) else to_tensor(prev_out, device)
-        out.warped[j] = warp(out.results[j], bw_t, mode=warp_mode)
+        out.warped[j] = warp(out.results[j], bw_t, mode=warp_mode, grid=grid)
     return out
 
 

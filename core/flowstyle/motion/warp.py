@@ -4,6 +4,8 @@ Pure tensor functions in the manner of kornia's ``remap``: no I/O, no device cho
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +31,8 @@ def sample_grid(flow: torch.Tensor) -> torch.Tensor:
     return torch.stack((gx, gy), dim=-1)
 
 
-def warp(image: torch.Tensor, flow_bw: torch.Tensor, *, mode: str = "bilinear") -> torch.Tensor:
+def warp(image: torch.Tensor, flow_bw: torch.Tensor, *, mode: str = "bilinear",
+         grid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Resample the stylized frame i-j into frame i's geometry (DESIGN 4.3).
 
     Convention:
@@ -43,6 +46,7 @@ def warp(image: torch.Tensor, flow_bw: torch.Tensor, *, mode: str = "bilinear") 
         flow_bw: (B, 2, H, W) backward flow.
         mode: ``"bilinear"`` (the papers') or ``"bicubic"`` (keeps strokes sharper when a
             result is carried over many frames) or ``"nearest"``.
+        grid: ``sample_grid(flow_bw)`` where the caller has it already.
 
     Returns:
         (B, C, H, W), same dtype and device as ``image``.
@@ -56,5 +60,5 @@ def warp(image: torch.Tensor, flow_bw: torch.Tensor, *, mode: str = "bilinear") 
         raise ValueError(f"image must be (B, C, H, W); got {tuple(image.shape)}")
     if flow_bw.shape[0] != image.shape[0] or flow_bw.shape[1] != 2 or flow_bw.shape[2:] != image.shape[2:]:
         raise ValueError(f"flow must be (B, 2, H, W) like image {tuple(image.shape)}; got {tuple(flow_bw.shape)}")
-    grid = sample_grid(flow_bw.to(image.dtype))
+    grid = sample_grid(flow_bw.to(image.dtype)) if grid is None else grid.to(image.dtype)
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)

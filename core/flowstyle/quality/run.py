@@ -119,21 +119,21 @@ def _start(kind: str, content: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def tie(ctx: RunContext, stylist: Stylist, frame: Frame, content: torch.Tensor, neighbours: Sequence, *,
-        loss: bool, flows_out: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
+        loss: bool, motion: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
     """The temporal terms tying ``frame`` to already stylized neighbours (DESIGN 4.2-4.4).
 
     Args:
         neighbours: (j, neighbour frame, its result (H, W, 3)) with j the distance (1 = nearest).
         loss: also build the temporal-loss targets (else only the warped results and masks).
-        flows_out: receives j -> (flow neighbour -> frame, flow frame -> neighbour).
+        motion: receives j -> (flow neighbour -> frame, flow frame -> neighbour, consistency mask, ω_j).
 
     Returns:
         (:class:`Temporal` or None, j -> ω_j (1, 3, H, W), j -> consistency mask c_j (1, 1, H, W)).
     """
     s, dev, net = ctx.settings, ctx.device, stylist.net
     traced = trace(ctx.flows, frame, neighbours, device=dev, soft=s.mask == "soft", warp_mode=s.warp_mode)
-    if flows_out is not None:
-        flows_out.update(traced.flows)
+    if motion is not None:
+        motion.update(traced.motion())
     ctx.write_debug_masks(frame, traced.masks)
     warped, masks, bws, outs = traced.warped, traced.masks, traced.flows_bw, traced.results
     if s.temporal_luminance:  # ReCoNet: the output may change as the input's luminance does
@@ -173,7 +173,7 @@ def _with_guides(temporal: Optional[Temporal], extra: Sequence) -> Optional[Temp
 
 
 def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame, neighbours: Sequence, *, first: bool,
-             flows_out: dict, extra: Sequence = ()) -> np.ndarray:
+             motion: dict, extra: Sequence = ()) -> np.ndarray:
     """One frame of a single pass: choose the start, tie to the earlier results, optimize."""
     s, rep, index = ctx.settings, ctx.report, frame.index + 1
     content = to_tensor(frame.rgb, ctx.device)
@@ -181,7 +181,7 @@ def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame
     t, flow0 = time.perf_counter(), ctx.flows.seconds
     use_loss = s.temporal_weight > 0 and not first
     tied = neighbours if use_loss or kind == "prev-warped" else ()
-    temporal, warped, _ = tie(ctx, stylist, frame, content, tied, loss=use_loss, flows_out=flows_out)
+    temporal, warped, _ = tie(ctx, stylist, frame, content, tied, loss=use_loss, motion=motion)
     temporal = _with_guides(temporal, extra if s.temporal_weight > 0 else ())
     flow_s = ctx.flows.seconds - flow0
     rep.add_time(index, "flow", flow_s)
@@ -204,12 +204,12 @@ def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame
 
 def _single_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
     """Front to back through the shared loop, each frame written as it finishes."""
-    def solve(frame: Frame, history: History, flows: dict) -> np.ndarray:
+    def solve(frame: Frame, history: History, motion: dict) -> np.ndarray:
         painted = guides.painted(frame.index)
         if painted is not None:  # the artist's frame is the output
             return quantize(painted, frame.bit_depth)
         return _stylize(ctx, stylist, timeline, frame, earlier_results(history, ctx.settings.long_term),
-                        first=frame.index == 0, flows_out=flows, extra=guides.terms(frame.index) if guides else ())
+                        first=frame.index == 0, motion=motion, extra=guides.terms(frame.index) if guides else ())
 
     run_frames(ctx, solve)
 
