@@ -22,7 +22,13 @@ ort = pytest.importorskip("onnxruntime")  # only to compare against; the engine 
 sys.path.insert(0, str(REPO / "bench"))
 from onnx_reference import ARBITRARY_SIZE, OnnxStylizer, session  # noqa: E402
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True)
+def no_grad():
+    """Inference only, in this module's tests (grad mode is global: never switch it off for the session)."""
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture
