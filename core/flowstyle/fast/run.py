@@ -1,4 +1,4 @@
-"""Fast mode (DESIGN 4.6): per-frame Magenta stylization, then the masked output-space
+"""Fast mode (DESIGN 4.6): per-frame Magenta stylization (torch, at the working size), then the masked output-space
 temporal solve against the warped earlier outputs."""
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class FrameSolver:
 
     def __init__(self, ctx: RunContext, timeline: Timeline):
         self.ctx, self.timeline = ctx, timeline
-        self.stylizer = MagentaStylizer(device=ctx.device)
+        self.stylizer = MagentaStylizer(device=ctx.device, stroke_scale=ctx.settings.stroke_scale)
         self.guides = OverrideGuides(ctx, timeline)
         self.state: dict = {}  # what the temporal step carries from frame to frame
 
@@ -117,4 +117,6 @@ def run_fast(ctx: RunContext, timeline: Timeline, *, first: int = 0, last: int |
 
 def preview_fast(ctx: RunContext, timeline: Timeline, frame: Frame) -> np.ndarray:
     """One frame, no temporal terms: what the editor sees before committing to a render."""
-    return MagentaStylizer(timeline.styles_at(frame.index), device=ctx.device)(frame.rgb)
+    stylizer = MagentaStylizer(timeline.styles_at(frame.index), device=ctx.device,
+                               stroke_scale=ctx.settings.stroke_scale)
+    return stylizer(frame.rgb)

