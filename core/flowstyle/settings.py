@@ -149,7 +149,7 @@ class Settings:
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
     fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization", group=FAST, metavar="L")
-    gradient_weight: float = option(0.0, "g: pull the result's gradients towards the per-frame stylization's "
+    gradient_weight: float = option(1.0, "g: pull the result's gradients towards the per-frame stylization's "
                                     "(solved by conjugate gradients; 0: the exact per-pixel minimizer)",
                                     group=FAST, metavar="G")
     solver: str = option("exact", "temporal solver: exact (minimizes the energy: per pixel, or conjugate gradients "
