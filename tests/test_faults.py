@@ -157,12 +157,13 @@ def test_two_jobs_on_different_outputs_run_side_by_side(tmp_path, data_dir):
     assert outputs(tmp_path / "a") != outputs(tmp_path / "b")
 
 
-def test_stale_lock_of_a_dead_job_is_taken_over(tmp_path, data_dir):
+@pytest.mark.parametrize("content", ["999999", "1"])  # a dead job's PID, and one reused by a live process
+def test_lock_file_of_a_dead_job_does_not_block(tmp_path, data_dir, content):
     out = tmp_path / "o"
     (out / ".flowstyle").mkdir(parents=True)
-    (out / ".flowstyle" / "lock").write_text("999999")  # no such process
+    (out / ".flowstyle" / "lock").write_text(content)
     proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", out, "--size", "96", "--frames", "1:2")
-    assert proc.returncode == 0 and not (out / ".flowstyle" / "lock").exists()
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_out_of_memory_names_a_size_that_fits(tmp_path, data_dir, monkeypatch):
@@ -195,3 +196,114 @@ def test_full_disk_is_one_clear_line(tmp_path, monkeypatch):
     with pytest.raises(FlowstyleError, match="No space left on device; check the output folder is writable and has space"):
         frames.write_png(tmp_path / "x.png", np.zeros((4, 4, 3), np.float32))
     assert list(tmp_path.iterdir()) == []  # the temp file went too
+
+
+# ---- issue 14: nothing overwritten, nothing mixed ----------------------------------------------
+
+def copy_frames(src, dst, n=3, name="frame_{:05d}.png"):
+    dst.mkdir(parents=True, exist_ok=True)
+    for k, f in enumerate(sorted(src.glob("*.png"))[:n]):
+        (dst / name.format(k + 1)).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("how", ["same", "link", "dotted"])
+def test_output_into_the_input_folder_is_refused(tmp_path, data_dir, how):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot")  # named like outputs
+    before = fingerprint(clip)
+    out = {"same": clip, "dotted": clip / ".." / "shot"}.get(how)
+    if how == "link":
+        out = tmp_path / "alias"
+        out.symlink_to(clip, target_is_directory=True)
+    proc = flowstyle(clip, "--out", out, "--size", "96")
+    assert proc.returncode == 1 and "choose another output folder" in proc.stderr, proc.stderr
+    assert fingerprint(clip) == before
+
+
+def test_pattern_input_named_like_the_outputs_is_refused(tmp_path, data_dir):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot")
+    before = fingerprint(clip)
+    proc = flowstyle(clip / "frame_%05d.png", "--out", clip, "--size", "96")
+    assert proc.returncode == 1 and fingerprint(clip) == before
+
+
+@pytest.mark.parametrize("how", ["named", "hardlink", "keyframes"])
+def test_style_and_keyframe_files_in_the_output_are_never_replaced(tmp_path, data_dir, how):
+    out = tmp_path / "out"
+    out.mkdir()
+    painting = data_dir / "styles" / "starry_night.jpg"
+    style = out / "preview.png"  # a file the run writes
+    if how == "hardlink":
+        style = tmp_path / "starry.png"
+        style.write_bytes(cv2.imencode(".png", cv2.imread(str(painting)))[1].tobytes())
+        os.link(style, out / "frame_00001.png")
+    else:
+        style.write_bytes(cv2.imencode(".png", cv2.imread(str(painting)))[1].tobytes())
+    args = ["--style", style]
+    if how == "keyframes":
+        keys = out / "report.json"
+        keys.write_text(json.dumps({"keys": [{"frame": 1, "style": "builtin:2"}]}))
+        args = ["--keyframes", keys]
+    before = fingerprint(tmp_path)
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", out, "--size", "96", *args)
+    assert proc.returncode == 1 and "would overwrite" in proc.stderr, proc.stderr
+    assert fingerprint(tmp_path) == before
+
+
+def test_two_jobs_in_one_process_exclude_each_other(tmp_path):
+    from flowstyle.base.errors import FlowstyleError
+    from flowstyle.io.lock import OutputLock
+
+    with OutputLock(tmp_path):
+        with pytest.raises(FlowstyleError, match="another flowstyle job"):
+            OutputLock(tmp_path).__enter__()
+        with pytest.raises(FlowstyleError, match="another flowstyle job"):
+            OutputLock(tmp_path, (1, 4)).__enter__()  # a farm chunk beside a plain job
+    with OutputLock(tmp_path, (1, 4)), OutputLock(tmp_path, (2, 4)):  # chunks of one shot side by side
+        with pytest.raises(FlowstyleError, match="chunk 2/4"):
+            OutputLock(tmp_path, (2, 4)).__enter__()
+        with pytest.raises(FlowstyleError, match="another flowstyle job"):
+            OutputLock(tmp_path).__enter__()
+    with OutputLock(tmp_path):  # all released
+        pass
+
+
+def test_only_the_runs_own_temp_files_are_cleaned(tmp_path, data_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / ".frame_00001.png.k3j2h1.tmp"
+    theirs = [out / ".notes.txt.tmp", out / ".frame_notes.tmp", out / "x.tmp"]
+    for p in [mine, *theirs]:
+        p.write_text("x")
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", out, "--size", "96", "--frames", "1:2")
+    assert proc.returncode == 0, proc.stderr
+    assert not mine.exists() and all(p.read_text() == "x" for p in theirs)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temporal-weight", "inf"], "finite"),
+    (["--temporal-weight", "nan"], "finite"),
+    (["--style", "builtin:3:nan"], "positive number"),
+    (["--style", "builtin:3:inf"], "positive number"),
+    (["--margin", "-5"], "--margin must be 0 or more"),
+])
+def test_non_finite_and_out_of_range_numbers_are_refused(tmp_path, data_dir, args, message):
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", tmp_path / "o", "--size", "96", *args)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not list((tmp_path / "o").glob("frame_*.png")) if (tmp_path / "o").exists() else True
+
+
+def test_keyframe_style_weight_nan_is_refused(tmp_path, data_dir):
+    keys = tmp_path / "k.json"
+    keys.write_text('{"keys": [{"frame": 1, "style": "builtin:2:nan"}]}')
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", tmp_path / "o", "--size", "96",
+                     "--keyframes", keys)
+    assert proc.returncode == 1 and "positive number" in proc.stderr, proc.stderr
+
+
+def test_gap_in_a_pattern_is_said(tmp_path, data_dir):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=5, name="s_{:04d}.png")
+    (clip / "s_0004.png").unlink()
+    proc = flowstyle(clip / "s_%04d.png", "--out", tmp_path / "o", "--size", "96")
+    assert proc.returncode == 0 and "has a gap" in proc.stderr and "s_0005.png" not in proc.stderr.split("gap")[0]
+    assert len(outputs(tmp_path / "o")) == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -79,16 +80,20 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
     src = open_source(source, settings.frames, settings.size)
     if options.preview is not None and not 1 <= options.preview <= len(src):
         raise FlowstyleError(f"--preview {options.preview} is outside the clip's {len(src)} frames")
-    _check_writable(out)
     device = pick_device(settings.device)
     timeline = load_keyframes(settings, len(src), keyframes)
     _check_styles(timeline)
     src.check_frames()
+    _check_no_overwrite(out, src, timeline, settings.keyframes if keyframes is None else keyframes)
+    _check_writable(out)
     ctx = _context(src, settings, out, device, timeline, options, on_event or (lambda e: None), cancel or (lambda: False))
-    with OutputLock(names.lock_path(out, options.chunk)) if options.lock else contextlib.nullcontext():
+    with OutputLock(out, options.chunk) if options.lock else contextlib.nullcontext():
         if options.lock:
             _remove_stale_temps(out)
         try:
+            for message in src.warnings:
+                ctx.report.warnings.append(message)
+                ctx.on_event({"event": "warning", "message": message})
             _dispatch(ctx, timeline, options, source, keyframes)
             ctx.report.status = "ok"
         except Cancelled:
@@ -127,6 +132,52 @@ def _check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise FlowstyleError(f"cannot write to output folder '{out}': {exc.strerror or exc}; choose a writable --out") from None
+
+
+def _key(path: Path) -> str:
+    """A path as the file system sees it: links followed, case folded (case-insensitive disks)."""
+    return os.path.normcase(str(Path(path).resolve())).casefold()
+
+
+def _check_no_overwrite(out: Path, src: FrameSource, timeline: Timeline, keyframes: KeyframesArg) -> None:
+    """Refuse an output folder where the run would write over (or later read back) a file it reads.
+
+    Whatever the paths, links or case-insensitive file systems do: every input is compared by its
+    resolved, case-folded path with the files the run writes, and by inode with those that exist.
+    """
+    reads = [(f, "input frame") for f in src.files] + [(Path(src.path), "input")] * (src.kind in ("video", "image"))
+    reads += [(Path(r.image), "style image") for refs in [timeline.base] + [k.styles for k in timeline.keys]
+              for r in refs if r.image]
+    reads += [(Path(o.image), "painted frame") for o in timeline.overrides]
+    if isinstance(keyframes, (str, Path)):
+        reads.append((Path(keyframes), "keyframe file"))
+    out_key = _key(out)
+    state = (_key(names.state_dir(out)), _key(out / "debug"))
+    if src.kind in ("folder", "pattern") and _key(src.files[0].parent) == out_key:
+        raise FlowstyleError(f"--out '{out}' is the folder the input frames are in: the stylized frames would mix "
+                             "with (and could replace) them; choose another output folder")
+    written = {_key(out / names.frame_name(k + 1)) for k in range(len(src))}
+    for path, what in reads:
+        k = _key(path)
+        inside = k.startswith(state[0] + os.sep.casefold()) or k.startswith(state[1] + os.sep.casefold())
+        mine = _key(path.parent) == out_key and names.is_output_name(path.name)
+        if k in written or inside or mine or _same_as_an_output(path, out):
+            raise FlowstyleError(f"--out '{out}' would overwrite the {what} '{path}': choose an output folder that "
+                                 "holds none of the run's inputs")
+
+
+def _same_as_an_output(path: Path, out: Path) -> bool:
+    """Whether ``path`` is the same file (a hard link, say) as one the run writes in ``out``."""
+    if not out.is_dir():
+        return False
+    for p in out.iterdir():
+        if names.is_output_name(p.name):
+            try:
+                if os.path.samefile(p, path):
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _check_styles(timeline: Timeline) -> None:
@@ -188,10 +239,9 @@ def _chunk_job(source: str, settings: Settings, out: str, options: RunOptions, k
 
 
 def _remove_stale_temps(out: Path) -> None:
-    """Temp files left by a killed run (atomic writes that never reached their rename)."""
-    for folder in (out, names.state_dir(out), names.keys_dir(out)):
-        for p in folder.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
+    """Temp files left by a killed run (atomic writes that never reached their rename), and only those."""
+    for p in names.stale_temp_files(out):
+        p.unlink(missing_ok=True)
 
 
 def _out_of_memory(src: FrameSource, device: str) -> str:

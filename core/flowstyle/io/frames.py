@@ -72,6 +72,7 @@ class FrameSource:
     def __init__(self, path: Path, kind: str, files: list[Path], count: int, native: tuple[int, int],
                  start: int, end: int, max_side: Optional[int]):
         self.path, self.kind, self._files = path, kind, files
+        self.warnings: list[str] = []  # what the user should hear about, said once the run starts
         self.native_count, self.native_size = count, native
         self.start, self.end = start, end  # 1-based inclusive, in the input's own order
         self.size = fit_size(*native, max_side)  # (width, height) at working resolution
@@ -153,6 +154,11 @@ class FrameSource:
             alpha = _resize(alpha, self.size)
         return Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
 
+    @property
+    def files(self) -> list[Path]:
+        """The frame files of the range (empty for a video or a single image)."""
+        return self._files[self.start - 1:self.end] if self.kind in ("folder", "pattern") else []
+
     def __iter__(self) -> Iterator[Frame]:
         for k in range(len(self)):
             yield self.read(k)
@@ -169,8 +175,9 @@ def _list_folder(folder: Path) -> list[Path]:
     return sorted(files, key=key)
 
 
-def _list_pattern(pattern: str) -> list[Path]:
-    """Files matching a printf pattern (``shot_%04d.png``), counting up from the first that exists."""
+def _list_pattern(pattern: str) -> tuple[list[Path], Optional[int]]:
+    """Files matching a printf pattern (``shot_%04d.png``), counting up from the first that exists,
+    and the number of the first file left out after a gap in the numbering (None when none is)."""
     folder = Path(pattern).parent
     name = Path(pattern).name
     m = re.search(r"%0?(\d*)d", name)
@@ -189,7 +196,7 @@ def _list_pattern(pattern: str) -> list[Path]:
         if files and n != found[0][0] + len(files):
             break
         files.append(p)
-    return files
+    return files, (found[len(files)][0] if len(files) < len(found) else None)
 
 
 def _parse_range(frames: Optional[tuple[int, int]], count: int, where: str) -> tuple[int, int]:
@@ -215,8 +222,9 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
     """
     text = str(path)
     p = Path(text)
+    gap = None
     if "%" in p.name:
-        files = _list_pattern(text)
+        files, gap = _list_pattern(text)
         if not files:
             raise FlowstyleError(f"no frames match the pattern '{text}': check the folder and the number of digits")
         kind = "pattern"
@@ -249,6 +257,10 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
     if min(native) < 2:
         raise FlowstyleError(f"input '{p}' is {native[0]}x{native[1]} pixels: too small to stylize")
     start, end = _parse_range(frames, count, f"'{p}'")
-    return FrameSource(p, kind, files, count, native, start, end, max_side)
+    source = FrameSource(p, kind, files, count, native, start, end, max_side)
+    if kind == "pattern" and gap is not None:
+        source.warnings.append(f"the numbering of '{text}' has a gap: frames {files[0].name} to {files[-1].name} "
+                               f"are used, {gap} and later are not (rename them, or run them as a second clip)")
+    return source
 
 

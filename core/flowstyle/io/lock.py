@@ -1,57 +1,72 @@
-"""One job per output folder: a lock file made with O_EXCL; a dead owner's lock is taken over."""
+"""One job per output folder, held with the operating system's file lock.
+
+The lock is taken on ``OUT/.flowstyle/lock`` with ``fcntl.flock`` (``msvcrt.locking`` on Windows): the
+OS releases it when the holder exits or dies, so a crashed job never locks a folder forever and a PID
+reused by another program means nothing. Each holder opens the file itself, so two jobs in one
+process (two threads) exclude each other too. A plain job holds the folder's lock exclusively; a
+render-farm chunk job holds it shared plus its own chunk's lock exclusively, so the chunk jobs of one
+shot run side by side, but never beside a plain job or a second copy of the same chunk. The lock
+files stay in place (removing a lock file that another job may be opening would let two jobs in).
+"""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Optional
 
 from ..base.errors import FlowstyleError
+from . import names
 
 __all__ = ["OutputLock"]
 
 
-def _pid_alive(pid: int) -> bool:
+def _try_lock(path: Path, shared: bool) -> Optional[int]:
+    """An open descriptor holding ``path`` locked, or None when another job holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise FlowstyleError(f"cannot create the lock file '{path}': {exc.strerror or exc}; "
+                             "check the output folder is writable (and that the path is not a folder)") from None
+    try:
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # exclusive only: chunk jobs share nothing there
+        else:
+            import fcntl
+
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError:
-        return False
-    return True
+        os.close(fd)
+        return None
+    return fd
 
 
 class OutputLock:
-    """Hold ``path`` (``OUT/.flowstyle/lock``, see :mod:`flowstyle.io.names`) while a job writes to OUT."""
+    """Hold the output folder ``out`` for one job (a plain job, or chunk (I, N) of a farm job)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._held = False
+    def __init__(self, out: Path, chunk: Optional[tuple[int, int]] = None):
+        self.out, self.chunk = Path(out), chunk
+        self._fds: list[int] = []
 
     def __enter__(self) -> "OutputLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and pid != os.getpid() and _pid_alive(pid):
-                    raise FlowstyleError(
-                        f"another flowstyle job (pid {pid}) is writing to '{self.path.parent.parent}': "
-                        "wait for it to finish or choose another --out"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its owner died
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            self._held = True
-            return self
-        raise FlowstyleError(f"cannot lock '{self.path}': remove it if no flowstyle job is running")
+        wanted = [(names.lock_path(self.out), self.chunk is not None and sys.platform != "win32")]
+        if self.chunk is not None:
+            wanted.append((names.lock_path(self.out, self.chunk), False))
+        for path, shared in wanted:
+            fd = _try_lock(path, shared)
+            if fd is None:
+                self.__exit__()
+                what = f"chunk {self.chunk[0]}/{self.chunk[1]}" if self.chunk and path != names.lock_path(self.out) \
+                    else "this folder"
+                raise FlowstyleError(f"another flowstyle job is writing {what} in '{self.out}': wait for it to finish "
+                                     "or choose another --out")
+            self._fds.append(fd)
+        return self
 
     def __exit__(self, *exc) -> None:
-        if self._held:
-            self.path.unlink(missing_ok=True)
-            self._held = False
+        for fd in self._fds:
+            os.close(fd)  # closing releases the lock
+        self._fds = []

@@ -10,11 +10,14 @@
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 __all__ = ["frame_name", "PREVIEW_NAME", "report_name", "mask_name", "state_dir", "keys_dir", "key_path",
-           "flow_cache_dir", "passes_dir", "lock_path"]
+           "flow_cache_dir", "passes_dir", "lock_path", "stale_temp_files", "is_output_name"]
+
+_OUTPUT_NAME = re.compile(r"(frame_\d{5}\.png|preview\.png|report(-chunk-\d+-of-\d+|-stitch)?\.json)")
 
 PREVIEW_NAME = "preview.png"
 
@@ -57,3 +60,21 @@ def passes_dir(out: Path) -> Path:
 
 def lock_path(out: Path, chunk: Optional[tuple[int, int]] = None) -> Path:
     return state_dir(out) / (f"lock-chunk-{chunk[0]}" if chunk else "lock")
+
+
+def is_output_name(name: str) -> bool:
+    """Whether a file called ``name`` in OUT is one a run writes (case-insensitively)."""
+    return _OUTPUT_NAME.fullmatch(name.lower()) is not None
+
+
+def stale_temp_files(out: Path) -> Iterator[Path]:
+    """Temp files of this program's atomic writes that a killed run left (``.NAME.XXXX.tmp`` beside
+    a file it names); nothing else, so a user's own ``.notes.txt.tmp`` stays."""
+    out = Path(out)
+    for folder, owned in ((out, is_output_name), (keys_dir(out), lambda n: re.fullmatch(r"\d{5}\.key", n) is not None)):
+        if not folder.is_dir():
+            continue
+        for p in folder.glob(".*.tmp"):
+            target = p.name[1:].rsplit(".", 2)[0]  # ".frame_00001.png.ab12cd.tmp" -> "frame_00001.png"
+            if owned(target) and p.is_file():
+                yield p

@@ -4,6 +4,7 @@ One place parses a style spec and one reads a style image, for both modes and th
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -47,8 +48,8 @@ def parse_style(spec: str, base: Optional[Path] = None) -> StyleRef:
     head, sep, tail = text.rpartition(":")
     if sep and head and _is_number(tail) and not (head == "builtin"):
         text, weight = head, float(tail)
-    if weight <= 0:
-        raise FlowstyleError(f"style '{spec}': the weight must be positive")
+    if not math.isfinite(weight) or weight <= 0:
+        raise FlowstyleError(f"style '{spec}': the weight must be a positive number")
     if text.startswith("builtin:"):
         n = text.split(":", 1)[1]
         if not n.isdigit() or not 0 <= int(n) < NUM_BUILTIN:
