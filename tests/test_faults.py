@@ -307,3 +307,26 @@ def test_gap_in_a_pattern_is_said(tmp_path, data_dir):
     proc = flowstyle(clip / "s_%04d.png", "--out", tmp_path / "o", "--size", "96")
     assert proc.returncode == 0 and "has a gap" in proc.stderr and "s_0005.png" not in proc.stderr.split("gap")[0]
     assert len(outputs(tmp_path / "o")) == 3
+
+
+def test_chunk_jobs_probing_one_folder_at_once_do_not_trip_each_other(tmp_path):
+    """Farm and Ray chunk jobs start together on one output folder; each checks it can write there."""
+    import threading
+
+    from flowstyle.pipeline import _check_writable
+
+    errors = []
+
+    def probe():
+        for _ in range(200):
+            try:
+                _check_writable(tmp_path / "out")
+            except Exception as exc:  # noqa: BLE001 - any error is the failure
+                errors.append(exc)
+
+    threads = [threading.Thread(target=probe) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

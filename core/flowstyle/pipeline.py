@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -124,12 +125,12 @@ def _as_styles(style: StyleArg) -> tuple[StyleRef, ...]:
 
 
 def _check_writable(out: Path) -> None:
+    """Make the output folder and write a probe into it; the probe's name is this process's own, since
+    the chunk jobs of a farm or Ray run probe the same folder at the same time."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = names.state_dir(out) / ".probe"
-        probe.parent.mkdir(exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        names.state_dir(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=names.state_dir(out), prefix=".probe-"):
+            pass
     except OSError as exc:
         raise FlowstyleError(f"cannot write to output folder '{out}': {exc.strerror or exc}; choose a writable --out") from None
 
