@@ -330,3 +330,28 @@ def test_chunk_jobs_probing_one_folder_at_once_do_not_trip_each_other(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_sigterm_stops_after_a_frame_with_done_last_and_the_report_written(tmp_path, data_dir):
+    cave = data_dir / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4"
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "flowstyle", "stylize", str(cave), "--out", str(out), "--size", "320",
+                             "--json-progress"], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if '"frame"' in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read().strip().splitlines()
+    assert proc.wait(timeout=120) == 143
+    assert all(json.loads(l) for l in rest) and json.loads(rest[-1]) == {"event": "done", "status": "cancelled"}
+    assert json.loads((out / "report.json").read_text())["status"] == "cancelled"
+    assert all(cv2.imread(str(p)) is not None for p in out.glob("frame_*.png"))
+
+
+def test_errors_after_the_progress_bar_starts_go_to_stderr(tmp_path, data_dir):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=5)
+    damaged = clip / "frame_00004.png"
+    damaged.write_bytes(damaged.read_bytes()[:2000])  # the header reads, the pixels do not: found mid-run
+    proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
+    assert proc.returncode == 1 and "cannot decode" in proc.stderr, proc.stderr
+    assert proc.stdout == ""

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 from .base import VERSION
 from .base.errors import FlowstyleError
-from .io.report import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK
+from .io.report import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_TERMINATED
 from .settings import RunOptions, Settings, describe_default
 
 __all__ = ["main", "build_parser"]
@@ -103,7 +103,11 @@ class _Progress:
             elif kind == "frame" and self._bar is not None and not event.get("stitched"):
                 self._bar.update(1)
             elif kind in ("warning", "error"):
-                (self._bar.write if self._bar else lambda m: print(m, file=sys.stderr))(f"{kind}: {event['message']}")
+                message = f"{kind}: {event['message']}"
+                if self._bar is not None:
+                    self._bar.write(message, file=sys.stderr)  # tqdm.write goes to stdout unless told
+                else:
+                    print(message, file=sys.stderr)
             elif kind == "done" and self._bar is not None:
                 self._bar.close()
 
@@ -112,13 +116,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     emit = _Progress(getattr(args, "json_progress", False))
     cancelled = threading.Event()
+    received: list[int] = []
 
-    def on_signal(signum, frame):  # SIGINT only sets a flag; the run stops after the current write
+    def on_signal(signum, frame):  # SIGINT/SIGTERM only set a flag; the run stops after the current write
+        received.append(signum)
         cancelled.set()
 
-    old = signal.signal(signal.SIGINT, on_signal)
-    if hasattr(signal, "SIGBREAK"):
-        signal.signal(signal.SIGBREAK, on_signal)
+    stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else [])
+    old = {sig: signal.signal(sig, on_signal) for sig in stops}
     status, code = "failed", EXIT_ERROR
     try:
         from .pipeline import run
@@ -141,6 +146,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get("FLOWSTYLE_DEBUG"):
             raise
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     emit({"event": "done", "status": status})
+    if status == "cancelled" and received and received[0] == signal.SIGTERM:
+        return EXIT_TERMINATED  # stopped by the system (a farm's kill), after the current frame was written
     return code if status != "ok" else EXIT_OK

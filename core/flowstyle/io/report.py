@@ -11,9 +11,11 @@ from typing import Optional
 
 from .images import atomic_write_bytes
 
-__all__ = ["Report", "peak_memory_mb", "EXIT_OK", "EXIT_ERROR", "EXIT_CANCELLED"]
+__all__ = ["Report", "peak_memory_mb", "EXIT_OK", "EXIT_ERROR", "EXIT_CANCELLED", "EXIT_TERMINATED"]
 
-EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130  # argparse exits 2 on a usage error
+# argparse exits 2 on a usage error; SIGINT gives 130 and SIGTERM 143 (128 + the signal), after the
+# current frame is written and the report and ``done`` are out
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 130, 143
 STAGES = ("decode", "flow", "stylize", "temporal", "write")
 
 
