@@ -355,3 +355,28 @@ def test_errors_after_the_progress_bar_starts_go_to_stderr(tmp_path, data_dir):
     proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
     assert proc.returncode == 1 and "cannot decode" in proc.stderr, proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 200), (200, 12)])
+def test_frames_too_small_for_the_flow_are_one_line(tmp_path, shape):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(d / f"f{k}.png"), np.full(shape + (3,), 40 * k, np.uint8))
+    proc = flowstyle(d, "--out", tmp_path / "o")
+    assert proc.returncode == 1 and "too small to stylize" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_working_size_too_small_for_a_long_thin_frame_is_one_line(tmp_path):
+    d = tmp_path / "strip"
+    d.mkdir()
+    cv2.imwrite(str(d / "f1.png"), np.zeros((40, 4000, 3), np.uint8))
+    proc = flowstyle(d, "--out", tmp_path / "o", "--size", "256")
+    assert proc.returncode == 1 and "use a larger --size" in proc.stderr, proc.stderr
+
+
+def test_an_existing_path_with_a_percent_sign_is_not_a_pattern(tmp_path, data_dir):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot 100%", n=3)
+    proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
+    assert proc.returncode == 0, proc.stderr
+    assert len(outputs(tmp_path / "o")) == 3

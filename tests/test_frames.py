@@ -34,7 +34,7 @@ class TestSources:
 
     def test_natural_order(self, tmp_path):
         for i in (1, 2, 10):
-            cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((8, 8, 3), i, np.uint8))
+            cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((16, 16, 3), i, np.uint8))
         values = [round(f.rgb[0, 0, 0] * 255) for f in open_source(tmp_path)]
         assert values == [1, 2, 10]
 

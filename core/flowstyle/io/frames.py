@@ -17,7 +17,9 @@ import numpy as np
 from ..base.errors import FlowstyleError
 from .images import IMAGE_EXTENSIONS, decode_file, normalize
 
-__all__ = ["Frame", "FrameSource", "open_source", "fit_size"]
+__all__ = ["Frame", "FrameSource", "open_source", "fit_size", "MIN_SIDE"]
+
+MIN_SIDE = 16  # smaller frames break the flow's patch pyramid (DIS) and the networks' downsampling
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
     text = str(path)
     p = Path(text)
     gap = None
-    if "%" in p.name:
+    if "%" in p.name and not p.exists():  # a file or folder whose name holds a % is itself, not a pattern
         files, gap = _list_pattern(text)
         if not files:
             raise FlowstyleError(f"no frames match the pattern '{text}': check the folder and the number of digits")
@@ -254,10 +256,14 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
             raise FlowstyleError(f"cannot decode frame '{files[0]}': the file is damaged or not an image")
         count = len(files)
         native = (first.shape[1], first.shape[0])
-    if min(native) < 2:
-        raise FlowstyleError(f"input '{p}' is {native[0]}x{native[1]} pixels: too small to stylize")
+    if min(native) < MIN_SIDE:
+        raise FlowstyleError(f"input '{p}' is {native[0]}x{native[1]} pixels: too small to stylize "
+                             f"(optical flow needs at least {MIN_SIDE} px a side)")
     start, end = _parse_range(frames, count, f"'{p}'")
     source = FrameSource(p, kind, files, count, native, start, end, max_side)
+    if min(source.size) < MIN_SIDE:
+        raise FlowstyleError(f"at --size {max_side} the frames of '{p}' would be {source.width}x{source.height} pixels: "
+                             f"too small to stylize (at least {MIN_SIDE} px a side); use a larger --size")
     if kind == "pattern" and gap is not None:
         source.warnings.append(f"the numbering of '{text}' has a gap: frames {files[0].name} to {files[-1].name} "
                                f"are used, {gap} and later are not (rename them, or run them as a second clip)")
