@@ -158,27 +158,31 @@ def _check_no_overwrite(out: Path, src: FrameSource, timeline: Timeline, keyfram
         raise FlowstyleError(f"--out '{out}' is the folder the input frames are in: the stylized frames would mix "
                              "with (and could replace) them; choose another output folder")
     written = {_key(out / names.frame_name(k + 1)) for k in range(len(src))}
+    existing = _output_inodes(out)
     for path, what in reads:
         k = _key(path)
         inside = k.startswith(state[0] + os.sep.casefold()) or k.startswith(state[1] + os.sep.casefold())
         mine = _key(path.parent) == out_key and names.is_output_name(path.name)
-        if k in written or inside or mine or _same_as_an_output(path, out):
+        if k in written or inside or mine or _inode(path) in existing:
             raise FlowstyleError(f"--out '{out}' would overwrite the {what} '{path}': choose an output folder that "
                                  "holds none of the run's inputs")
 
 
-def _same_as_an_output(path: Path, out: Path) -> bool:
-    """Whether ``path`` is the same file (a hard link, say) as one the run writes in ``out``."""
+def _inode(path: Path) -> Optional[tuple[int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _output_inodes(out: Path) -> set:
+    """(device, inode) of the files in ``out`` the run writes: an input that is one of them (a hard
+    link, say) would be replaced. One listing of the folder, however many inputs there are."""
     if not out.is_dir():
-        return False
-    for p in out.iterdir():
-        if names.is_output_name(p.name):
-            try:
-                if os.path.samefile(p, path):
-                    return True
-            except OSError:
-                continue
-    return False
+        return set()
+    found = {_inode(p) for p in out.iterdir() if names.is_output_name(p.name)}
+    return found - {None}
 
 
 def _check_styles(timeline: Timeline) -> None:
