@@ -1,15 +1,21 @@
-"""Keyframe-style overrides on the shared clips (issue 5).
+"""Keyframe-style overrides on the shared clips (issues 5 and 12).
 
-    .venv/bin/python bench/keyframes.py [--size 256] [--out bench_out/keyframes]
+    .venv/bin/python bench/keyframes.py [--size 480] [--part painted|keys|all] [--out bench_out/keyframes]
 
-Per clip:
-- painted override: PSNR of the painted frame in the output (bar: >= 40 dB), and how much
-  closer its neighbours come to the painted look (mean abs difference with / without the
-  override, at distance 1, 2 and 4 on both sides; < 1 means they moved towards it);
-- two style keys (A at 1/4 of the clip, linear, B at 3/4): share of frames before the first
-  key that are closer (style-predictor embedding) to A than to B, and of frames after the
-  second key closer to B;
-- warping error across the transition, linear dissolve vs hard cut (constant): mean and peak.
+Painted keys (issue 12). Per clip, the middle frame o is repainted as an artist might (a 4-level
+palette, swapped channels, 15 brush strokes; deterministic), and the clip is stylized with and
+without that override. At offsets d = 1, 3, 6, 10 from o (both sides, where the clip has them):
+- hold: mean |output − painted frame carried there| on a 0-255 scale, carried by DeepFlow from
+  frame o±d directly to o (an independent flow: fast mode uses DIS), where that flow passes the
+  forward-backward check; bar: <= 22 at d = 10;
+- warping error over the clip with DeepFlow (bar: with the override no worse than without);
+- sharpness of the frames around o over the painted frame's (bar: >= 0.9);
+- seconds per frame with / without the override (bar: <= 2x).
+A contact sheet (input, output, every 5th frame) goes to the output folder.
+
+Style keys (issue 5): two keys (A at 1/4 of the clip, linear, B at 3/4): share of frames before
+the first key closer (style-predictor embedding) to A than to B, and after the second to B; and
+the warping error across the transition, linear dissolve vs hard cut.
 """
 from __future__ import annotations
 
@@ -18,47 +24,104 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from _common import CLIPS, REPO, frames_of, require_data, table
+from fast_vs_perframe import graded_error
 import flowstyle
-from flowstyle.io import open_source, read_image, write_png
+from flowstyle.base.tensors import to_tensor
 from flowstyle.fast.magenta import MagentaStylizer
+from flowstyle.io import open_source, read_image, write_png
 from flowstyle.io.styles import StyleRef
+from flowstyle.motion.flow import FlowEstimator
+from flowstyle.motion.masks import consistency_mask
+from flowstyle.motion.metrics import sharpness
+from flowstyle.motion.warp import warp
 
-A, B, PAINT = 3, 18, 12
+A, B = 3, 18
+OFFSETS = (1, 3, 6, 10)
 
 
-def main() -> None:
-    require_data()
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--out", default=str(REPO / "bench_out" / "keyframes"))
-    args = ap.parse_args()
-    root = Path(args.out)
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    sa, sb, sp = (MagentaStylizer([StyleRef(builtin=i)]) for i in (A, B, PAINT))
-    settings = flowstyle.Settings(size=args.size, device="cpu")
+def repaint(rgb: np.ndarray, seed: int = 12) -> np.ndarray:
+    """An artist's repaint of a frame: 4-level palette, channels swapped, 15 brush strokes. (H, W, 3) float."""
+    rng = np.random.default_rng(seed)
+    out = (np.floor(rgb[..., [2, 0, 1]] * 3.999) / 3.0).astype(np.float32).copy()
+    h, w = out.shape[:2]
+    for _ in range(15):
+        p0 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        p1 = (int(np.clip(p0[0] + rng.integers(-w // 4, w // 4), 0, w - 1)), int(np.clip(p0[1] + rng.integers(-h // 4, h // 4), 0, h - 1)))
+        colour = tuple(float(c) for c in rng.integers(0, 4, 3) / 3.0)
+        cv2.line(out, p0, p1, colour, int(rng.integers(max(2, w // 200), max(3, w // 60))), lineType=cv2.LINE_AA)
+    return out
+
+
+def hold_distance(src, outputs: list, painted: np.ndarray, o: int, d: int, grader: FlowEstimator) -> float | None:
+    """Mean |output − painted carried to o±d| (0-255) over both sides, where DeepFlow is consistent."""
+    key = src.read(o)
+    values = []
+    for k in (o - d, o + d):
+        if not 0 <= k < len(outputs):
+            continue
+        fw, bw = grader.pair(key, src.read(k))  # o -> k, k -> o
+        bw_t = to_tensor(bw)
+        mask = consistency_mask(to_tensor(fw), bw_t)
+        carried = warp(to_tensor(painted), bw_t)
+        diff = (to_tensor(outputs[k]) - carried).abs().mean(1, keepdim=True) * 255
+        values.append(float((diff * mask).sum() / mask.sum().clamp(min=1)))
+    return float(np.mean(values)) if values else None
+
+
+def contact_sheet(inputs: list, outputs: list, path: Path, step: int = 5) -> None:
+    picks = list(range(0, len(outputs), step))
+    rows = [np.concatenate([imgs[i] for i in picks], axis=1) for imgs in (inputs, outputs)]
+    sheet = (np.concatenate(rows, axis=0) * 255).astype(np.uint8)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def painted_part(size: int, root: Path) -> list[dict]:
+    grader = FlowEstimator("deepflow")
+    settings = flowstyle.Settings(size=size, device="cpu")
     rows = []
     for name, (clip, _) in CLIPS.items():
         d = root / name
-        d.mkdir()
-        src = open_source(clip, max_side=args.size)
-        n = len(src)
-        o = n // 2
-        write_png(d / "painted.png", sp(src.read(o).rgb))
-        (d / "over.json").write_text(json.dumps({"overrides": [{"frame": o + 1, "image": "painted.png"}]}))
-        flowstyle.stylize(clip, f"builtin:{A}", d / "plain", settings)
-        flowstyle.stylize(clip, f"builtin:{A}", d / "over", settings, keyframes=str(d / "over.json"))
-        plain, over = frames_of(d / "plain"), frames_of(d / "over")
+        d.mkdir(parents=True)
+        src = open_source(clip, max_side=size)
+        n, o = len(src), len(src) // 2
+        painted = repaint(src.read(o).rgb)
+        write_png(d / "painted.png", painted)
         painted = read_image(d / "painted.png")[0]
-        psnr = 10 * np.log10(1 / max(np.mean((over[o] - painted) ** 2), 1e-12))
-        pull = {}
-        for dist in (1, 2, 4):
-            ks = [k for k in (o - dist, o + dist) if 0 <= k < n]
-            pull[f"pull d={dist}"] = float(np.mean([np.abs(over[k] - painted).mean() / np.abs(plain[k] - painted).mean() for k in ks]))
+        (d / "over.json").write_text(json.dumps({"overrides": [{"frame": o + 1, "image": "painted.png"}]}))
+        reports, outs = {}, {}
+        for run, keys in (("plain", None), ("over", str(d / "over.json"))):
+            reports[run] = flowstyle.stylize(clip, f"builtin:{A}", d / run, settings, keyframes=keys).summary()
+            outs[run] = frames_of(d / run)
+        row = {"clip": name, "frames": n, "key": o + 1}
+        for off in OFFSETS:
+            for run in ("over", "plain"):
+                v = hold_distance(src, outs[run], painted, o, off, grader)
+                row[f"{'hold' if run == 'over' else 'no key'} d={off}"] = "-" if v is None else round(v, 1)
+        for run in ("over", "plain"):
+            row[f"warp {run}"] = graded_error(clip, size, outs[run], grader)
+        near = [k for k in range(max(0, o - 10), min(n, o + 11)) if k != o]
+        row["sharp / painted"] = float(np.mean([sharpness(outs["over"][k]) for k in near]) / sharpness(painted))
+        sec = {run: reports[run]["seconds_per_frame"] for run in reports}
+        row["s/frame over"], row["s/frame plain"] = sec["over"], sec["plain"]
+        row["time ratio"] = sec["over"] / sec["plain"]
+        contact_sheet([src.read(k).rgb for k in range(n)], outs["over"], d / "contact_sheet.png")
+        rows.append(row)
+        print(f"{name}: done", flush=True)
+    return rows
 
+
+def keys_part(size: int, root: Path) -> list[dict]:
+    sa, sb = (MagentaStylizer([StyleRef(builtin=i)]) for i in (A, B))
+    settings = flowstyle.Settings(size=size, device="cpu")
+    rows = []
+    for name, (clip, _) in CLIPS.items():
+        d = root / f"keys_{name}"
+        src = open_source(clip, max_side=size)
+        n = len(src)
         k1, k2 = max(1, n // 4), max(2, 3 * n // 4)
         errs = {}
         for interp in ("linear", "constant"):
@@ -72,13 +135,29 @@ def main() -> None:
             e = sa.style_vector(keyed[k])
             da, db = (np.linalg.norm(e - sa.style_vector(s(rgb))) for s in (sa, sb))
             closer.append((k < k1 and da < db) or (k >= k2 and db < da))
-        rows.append({"clip": name, "frames": n, "painted PSNR dB": float(psnr), **pull,
-                     "keys: frames on the right side": f"{sum(closer)}/{len(closer)}",
+        rows.append({"clip": name, "frames": n, "keys: frames on the right side": f"{sum(closer)}/{len(closer)}",
                      "warp linear mean": float(errs["linear"].mean()), "warp cut mean": float(errs["constant"].mean()),
                      "warp linear peak": float(errs["linear"].max()), "warp cut peak": float(errs["constant"].max())})
-        print(f"{name}: done", flush=True)
-    print(table(rows, f"Keyframes at {args.size} px (style keys builtin:{A} -> builtin:{B}; painted = builtin:{PAINT})"))
-    print("bars: painted PSNR >= 40 dB; pull < 1 (neighbours closer to the painted look); linear transition below the cut")
+    return rows
+
+
+def main() -> None:
+    require_data()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=480)
+    ap.add_argument("--part", choices=("painted", "keys", "all"), default="all")
+    ap.add_argument("--out", default=str(REPO / "bench_out" / "keyframes"))
+    args = ap.parse_args()
+    root = Path(args.out)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    if args.part in ("painted", "all"):
+        print(table(painted_part(args.size, root), f"Painted keys at {args.size} px, fast mode, builtin:{A} "
+                                                   "(hold and warp graded with DeepFlow)"))
+        print("bars: hold d=10 <= 22; warp over <= warp plain; sharp / painted >= 0.9; time ratio <= 2")
+    if args.part in ("keys", "all"):
+        print(table(keys_part(args.size, root), f"Style keys at {args.size} px (builtin:{A} -> builtin:{B})"))
+        print("bars: frames on the right side of the keys; linear transition below the cut")
 
 
 if __name__ == "__main__":

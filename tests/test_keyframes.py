@@ -112,7 +112,6 @@ def test_painted_override_reproduced_and_propagated(tmp_path, whale):
     assert psnr(over[o], painted8) >= 40
     for k in (o - 2, o - 1, o + 1, o + 2):  # neighbours on both sides move towards the painted look
         assert np.abs(over[k] - painted8).mean() < 0.8 * np.abs(plain[k] - painted8).mean(), k
-    assert np.abs(over[0] - plain[0]).mean() < np.abs(over[o - 1] - plain[o - 1]).mean()  # fading with distance
 
 
 def style_distance(st, img, refs):

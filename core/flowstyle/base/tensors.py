@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_tensor", "to_array", "quantize", "laplacian"]
+__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "gaussian_blur"]
 
 
 def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -31,3 +31,15 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
     """Discrete 5-point Laplacian with reflecting (Neumann) borders. (B, C, H, W) -> same."""
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")
     return p[..., 1:-1, 2:] + p[..., 1:-1, :-2] + p[..., 2:, 1:-1] + p[..., :-2, 1:-1] - 4.0 * x
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, step: int = 1) -> torch.Tensor:
+    """Separable Gaussian (σ in pixels of the full grid) of a (B, C, h, w) map sampled every ``step``
+    pixels, each channel on its own, borders replicated. Returns (B, C, h, w)."""
+    radius = max(1, int(round(3 * sigma / step)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t * step / sigma) ** 2)
+    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    return F.conv2d(F.conv2d(x, k.view(x.shape[1], 1, 1, -1), groups=x.shape[1]), k.view(x.shape[1], 1, -1, 1),
+                    groups=x.shape[1])

@@ -11,10 +11,11 @@ import torch
 from ..base.tensors import quantize, to_array, to_tensor
 from ..context import History, RunContext, run_frames
 from ..io.frames import Frame
-from ..keyframes.painted import OverrideGuides
+from ..keyframes.painted import HOLD, PaintedLooks
 from ..keyframes.timeline import Timeline
 from ..motion.trace import earlier_results, trace
 from ..motion.warp import warp
+from .fill import PaintedFill
 from .magenta import MagentaStylizer
 from .solve import band_solve, pcg_solve
 
@@ -35,7 +36,7 @@ def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch
 
 def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: History, motion: dict, *,
                   temporal_weight: float, extra: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-                  state: Optional[dict] = None) -> np.ndarray:
+                  hold: Optional[torch.Tensor] = None, state: Optional[dict] = None) -> np.ndarray:
     """Pull the per-frame stylization ``target`` of ``frame`` towards the warped earlier outputs.
 
     Args:
@@ -44,6 +45,9 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
         temporal_weight: γ at this frame (style keys may change it).
         extra: more (image (1, 3, H, W), weight (1, 1, H, W)) pulls, weights absolute (not
             scaled by γ), e.g. painted overrides carried here.
+        hold: (1, 1, H, W) more pull towards the previous output, where the step from it is
+            consistent (the hard mask, without ``mask_context``): keeps a painted look the chain
+            to its key has lost.
         state: carried from frame to frame by the caller (the incremental mask's map).
     """
     s = ctx.settings
@@ -58,6 +62,8 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
                                     traced.consistency[1], traced.flows_bw[1], s.incremental_mask)
         state["reliability"] = (frame.index, r)
         pulls = [(j, w, c * r) for j, w, c in pulls]
+    if hold is not None and 1 in traced.warped:
+        extra = [*extra, (traced.warped[1], hold * traced.consistency[1])]
     images = [w for _, w, _ in pulls] + [img for img, _ in extra]
     weights = [temporal_weight * c for _, _, c in pulls] + [m for _, m in extra]
     p = to_tensor(target, ctx.device)
@@ -73,37 +79,52 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
 class FrameSolver:
     """Fast mode for one frame at a time: stylize, then the temporal solve (or the painted frame).
 
-    Called as a :data:`~flowstyle.context.SolveFrame`.
+    Inside a painted key's stretch the target is that painting carried here, with new pixels in
+    its style (:class:`~flowstyle.fast.fill.PaintedFill`), and the carried painting is also a pull
+    of weight ``HOLD`` in the solve. Called as a :data:`~flowstyle.context.SolveFrame`.
     """
 
     def __init__(self, ctx: RunContext, timeline: Timeline):
         self.ctx, self.timeline = ctx, timeline
         self.stylizer = MagentaStylizer(device=ctx.device, stroke_scale=ctx.settings.stroke_scale)
-        self.guides = OverrideGuides(ctx, timeline)
+        self.looks = PaintedLooks(ctx, timeline)
+        self.fill = PaintedFill(self.looks, self.stylizer)
         self.state: dict = {}  # what the temporal step carries from frame to frame
+
+    def _network(self, frame: Frame) -> np.ndarray:
+        """The per-frame stylization with the timeline's style mix and strength at this frame."""
+        k = frame.index
+        self.stylizer.configure(self.timeline.styles_at(k))
+        target = self.stylizer(frame.rgb)
+        strength = self.timeline.weight_at(k, "strength", 1.0)
+        return target if strength >= 1.0 else strength * target + (1.0 - strength) * frame.rgb
 
     def __call__(self, frame: Frame, history: History, motion: dict) -> np.ndarray:
         """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
         ctx, s, k, rep = self.ctx, self.ctx.settings, frame.index, self.ctx.report
         index = k + 1
-        painted = self.guides.painted(k)
-        if painted is not None:  # the artist's frame is the output; neighbours are pulled towards it
-            return quantize(painted, frame.bit_depth)
         t = time.perf_counter()
-        self.stylizer.configure(self.timeline.styles_at(k))
-        target = self.stylizer(frame.rgb)
-        strength = self.timeline.weight_at(k, "strength", 1.0)
-        if strength < 1.0:
-            target = strength * target + (1.0 - strength) * frame.rgb
+        look = self.looks.look(k) if self.looks else None
+        if look is not None and look.exact is not None:  # the artist's frame is the output
+            return quantize(look.exact, frame.bit_depth)
+        if look is None:
+            target = self._network(frame)
+        else:
+            base = to_tensor(self._network(frame), ctx.device) if look.share < 1.0 else torch.zeros(())
+            target = to_array(self.fill(frame, look, base))
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
         # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
         gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - self.timeline.style_change(k)) ** 2
-        extra = self.guides.terms(k) if self.guides else []
+        extra, hold = [], None
+        if look is not None:
+            # the painting pulls where it is traced; where the chain to the key is lost but the step from the
+            # previous frame holds, the previous output (painted look included) is carried at the same weight
+            extra, hold = [(look.image, look.mask * HOLD)], HOLD * (look.share - look.mask)
         out = target
         if (gamma > 0 and history) or extra:
-            out = temporal_step(ctx, frame, target, history if gamma > 0 else (), motion, temporal_weight=gamma, extra=extra,
-                                state=self.state)
+            out = temporal_step(ctx, frame, target, history if gamma > 0 or extra else (), motion, temporal_weight=gamma,
+                                extra=extra, hold=hold, state=self.state)
         flow_seconds = ctx.flows.seconds - flow_start
         rep.add_time(index, "flow", flow_seconds)
         rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)

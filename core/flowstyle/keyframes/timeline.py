@@ -30,7 +30,7 @@ __all__ = ["StyleKey", "Override", "Timeline", "load_keyframes", "parse_keyframe
 INTERPOLATIONS = ("constant", "linear", "smooth")
 WEIGHT_FIELDS = ("content_weight", "style_weight", "temporal_weight", "strength")
 KEY_FIELDS = {"frame", "style", "interpolation", *WEIGHT_FIELDS}
-OVERRIDE_FIELDS = {"frame", "image"}
+OVERRIDE_FIELDS = {"frame", "image", "strength", "reach"}
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,17 @@ class StyleKey:
 
 @dataclass(frozen=True)
 class Override:
-    """A painted frame: the output at ``frame`` (0-based) is this image."""
+    """A painted frame: the output at ``frame`` (0-based) is this image, and it sets the look of its
+    stretch of the shot (:mod:`flowstyle.keyframes.painted`).
+
+    ``strength`` (0-1) is how much of the look it decides; ``reach`` how many frames each side it
+    holds (None: to the neighbouring painted keys, or the ends of the shot).
+    """
 
     frame: int
     image: str
+    strength: float = 1.0
+    reach: Optional[int] = None
 
 
 def blend_styles(a: Sequence[StyleRef], b: Sequence[StyleRef], t: float) -> tuple[StyleRef, ...]:
@@ -127,7 +134,7 @@ class Timeline:
         h = hashlib.blake2b(digest_size=12)
         h.update(repr((self.base, self.keys)).encode())
         for o in self.overrides:
-            h.update(f"{o.frame}|".encode())
+            h.update(f"{o.frame}|{o.strength!r}|{o.reach!r}|".encode())
             h.update(Path(o.image).read_bytes())
         return h.hexdigest()
 
@@ -198,7 +205,8 @@ def parse_keyframes(data: dict, length: int, base_styles: tuple[StyleRef, ...], 
     for n, entry in enumerate(data.get("overrides", []), 1):
         what = f"override {n}"
         if not isinstance(entry, dict) or set(entry) - OVERRIDE_FIELDS or "image" not in entry:
-            raise FlowstyleError(f"{_where(source, what)}: each override must be {{\"frame\": N, \"image\": \"painted.png\"}}")
+            raise FlowstyleError(f"{_where(source, what)}: each override must be {{\"frame\": N, \"image\": \"painted.png\"}}, "
+                                 "optionally with \"strength\" (0-1) and \"reach\" (frames)")
         frame = _frame(entry, length, source, what)
         if frame in seen:
             raise FlowstyleError(f"{_where(source, what)}: a second override at frame {frame + 1}; one per frame")
@@ -208,7 +216,14 @@ def parse_keyframes(data: dict, length: int, base_styles: tuple[StyleRef, ...], 
         if not image.is_file():
             raise FlowstyleError(f"{_where(source, what)}: painted image '{image}' not found (paths are relative to the keyframe file)")
         read_image(image, "painted image")  # decodable, or one clear line now rather than mid-run
-        overrides.append(Override(frame, str(image)))
+        strength = entry.get("strength", 1.0)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+            raise FlowstyleError(f"{_where(source, what)}: 'strength' must be a number from 0 to 1, got {strength!r}")
+        reach = entry.get("reach")
+        if reach is not None and (isinstance(reach, bool) or not isinstance(reach, int) or reach < 1):
+            raise FlowstyleError(f"{_where(source, what)}: 'reach' must be a whole number of frames of 1 or more "
+                                 f"(or left out: to the next painted key), got {reach!r}")
+        overrides.append(Override(frame, str(image), float(strength), reach))
     return Timeline(length, base_styles, tuple(sorted(keys, key=lambda k: k.frame)),
                     tuple(sorted(overrides, key=lambda o: o.frame)), source)
 

@@ -9,6 +9,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..base.tensors import gaussian_blur
 from .warp import sample_grid
 
 __all__ = ["consistency_mask", "long_term_masks", "soften", "near_unreliable"]
@@ -68,18 +69,7 @@ def soften(unreliable: torch.Tensor, sigma: float = 0.8) -> torch.Tensor:
         (B, 1, H, W) float in [0, 1].
     """
     values = 1.0 - 1001.0 * unreliable.float()  # 1 where reliable, -1000 where not
-    return _gaussian_blur(values, sigma).clamp(0.0, 1.0)
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float, step: int = 1) -> torch.Tensor:
-    """Separable Gaussian (σ in pixels of the full grid) of a (B, 1, h, w) map sampled every ``step``
-    pixels, borders replicated. Returns (B, 1, h, w)."""
-    radius = max(1, int(round(3 * sigma / step)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t * step / sigma) ** 2)
-    k = k / k.sum()
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    return F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    return gaussian_blur(values, sigma).clamp(0.0, 1.0)
 
 
 def long_term_masks(masks: Mapping[int, torch.Tensor], offsets: Sequence[int]) -> dict[int, torch.Tensor]:
@@ -129,7 +119,7 @@ def near_unreliable(mask: torch.Tensor, radius: float, *, gain: float = 4.0) -> 
     sigma = radius / 2.0
     step = max(1, int(sigma // 2))  # blur at reduced resolution: the result is smooth anyway
     u = 1.0 - mask
-    small = _gaussian_blur(F.avg_pool2d(u, step, ceil_mode=True) if step > 1 else u, sigma, step)
+    small = gaussian_blur(F.avg_pool2d(u, step, ceil_mode=True) if step > 1 else u, sigma, step)
     near = F.interpolate(small, scale_factor=step, mode="bilinear", align_corners=False)[..., :mask.shape[-2], :mask.shape[-1]] \
         if step > 1 else small
     return mask * (1.0 - gain * near).clamp(0.0, 1.0)

@@ -28,7 +28,7 @@ from ..context import History, RunContext, run_frames
 from ..io import names
 from ..io.frames import Frame
 from ..io.styles import StyleRef
-from ..keyframes.painted import OverrideGuides
+from ..keyframes.painted import PaintedLooks
 from ..keyframes.timeline import Timeline
 from ..motion.trace import earlier_results, trace
 from ..motion.warp import warp
@@ -202,7 +202,7 @@ def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame
     return quantize(to_array(res.image), frame.bit_depth)
 
 
-def _single_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
+def _single_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: PaintedLooks) -> None:
     """Front to back through the shared loop, each frame written as it finishes."""
     def solve(frame: Frame, history: History, motion: dict) -> np.ndarray:
         painted = guides.painted(frame.index)
@@ -233,7 +233,7 @@ class _PassStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: OverrideGuides) -> None:
+def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: PaintedLooks) -> None:
     """Ruder et al. 2018, section 5.4: N passes in alternating directions, frames written at the end.
 
     Pass 1 stylizes each frame on its own (ceil(iterations_first / N) iterations); pass p > 1 goes
@@ -331,7 +331,7 @@ def run_quality(ctx: RunContext, timeline: Timeline, *, net: Optional[VGG19Featu
     stylist = Stylist(s, ctx.device, content_stats=_luminance_stats(first.rgb), net=net)
     for refs in {timeline.styles_at(k) for k in range(n)}:  # bad style images fail before the first frame
         stylist.bank.blend(refs, max(first.rgb.shape[:2]))
-    guides = OverrideGuides(ctx, timeline)
+    guides = PaintedLooks(ctx, timeline)
     if s.passes > 1:
         _multi_pass(ctx, timeline, stylist, guides)
     else:
