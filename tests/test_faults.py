@@ -380,3 +380,43 @@ def test_an_existing_path_with_a_percent_sign_is_not_a_pattern(tmp_path, data_di
     proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
     assert proc.returncode == 0, proc.stderr
     assert len(outputs(tmp_path / "o")) == 3
+
+
+# ---- issue 14, round two: every error on stderr, as JSON lines when asked ---------------------
+
+NOISY_RUN = """
+import logging, os, sys, warnings
+import flowstyle.pipeline as pipeline
+real = pipeline.run
+def noisy(*a, **k):
+    os.write(2, b"[ WARN:0@0.1] a native library's line\\n")
+    print("a line on Python's stderr", file=sys.stderr)
+    warnings.warn("a library warning")
+    logging.getLogger("ray").warning("a Ray notice")
+    return real(*a, **k)
+pipeline.run = noisy
+from flowstyle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def json_lines(text):
+    """Every line parsed as JSON (fails on any other line)."""
+    return [json.loads(l) for l in text.splitlines()]
+
+
+@pytest.mark.parametrize("extra, code", [([], 0), (["--frames", "9:12"], 1), (["--no-such-flag"], 2), (["--json"], 0)])
+def test_json_progress_stream_holds_only_json_lines_done_last(tmp_path, data_dir, extra, code):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=3)
+    json_flag = [] if extra == ["--json"] else ["--json-progress"]  # an abbreviation counts too
+    proc = subprocess.run([sys.executable, "-c", NOISY_RUN, "stylize", str(clip), "--out", str(tmp_path / "o"),
+                           "--size", "64", *json_flag, *extra], capture_output=True, text=True, timeout=300)
+    events = json_lines(proc.stderr)
+    assert proc.returncode == code, proc.stderr
+    assert events[-1] == {"event": "done", "status": "ok" if code == 0 else "failed"}
+    assert [e for e in events if e["event"] == "done"] == [events[-1]]
+    if code != 2:  # the run started: its noise came through as events, not as raw text
+        logs = " ".join(e.get("message", "") for e in events if e["event"] in ("log", "warning"))
+        assert all(s in logs for s in ("native library", "Python's stderr", "a library warning", "a Ray notice")), events
+    else:
+        assert events[0]["event"] == "error" and "--no-such-flag" in events[0]["message"]
