@@ -348,12 +348,27 @@ def test_sigterm_stops_after_a_frame_with_done_last_and_the_report_written(tmp_p
     assert all(cv2.imread(str(p)) is not None for p in out.glob("frame_*.png"))
 
 
+FAIL_AT_FRAME_3 = """
+import sys
+from flowstyle.base.errors import FlowstyleError
+import flowstyle.context as fast
+real, calls = fast.write_png, []
+def write_png(*a, **k):
+    calls.append(1)
+    if len(calls) == 3:
+        raise FlowstyleError("cannot write frame 3: disk full (injected)")
+    return real(*a, **k)
+fast.write_png = write_png
+from flowstyle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_errors_after_the_progress_bar_starts_go_to_stderr(tmp_path, data_dir):
     clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=5)
-    damaged = clip / "frame_00004.png"
-    damaged.write_bytes(damaged.read_bytes()[:2000])  # the header reads, the pixels do not: found mid-run
-    proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
-    assert proc.returncode == 1 and "cannot decode" in proc.stderr, proc.stderr
+    proc = subprocess.run([sys.executable, "-c", FAIL_AT_FRAME_3, "stylize", str(clip), "--out", str(tmp_path / "o"),
+                           "--size", "96"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "cannot write frame 3" in proc.stderr and "%|" in proc.stderr, proc.stderr
     assert proc.stdout == ""
 
 
@@ -420,3 +435,37 @@ def test_json_progress_stream_holds_only_json_lines_done_last(tmp_path, data_dir
         assert all(s in logs for s in ("native library", "Python's stderr", "a library warning", "a Ray notice")), events
     else:
         assert events[0]["event"] == "error" and "--no-such-flag" in events[0]["message"]
+
+
+def _damage(path, how):
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    else:  # one flipped byte in the middle of the pixel data
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("ext, how", [(".png", "truncated"), (".png", "flipped"), (".jpg", "truncated")])
+def test_a_damaged_frame_mid_shot_is_found_before_anything_is_written(tmp_path, data_dir, ext, how):
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    for k, f in enumerate(sorted((data_dir / "clips" / "middlebury_rubberwhale").glob("*.png"))[:6]):
+        cv2.imwrite(str(shot / f"s_{k + 1:04d}{ext}"), cv2.imread(str(f)))
+    _damage(shot / f"s_0005{ext}", how)
+    proc = flowstyle(shot, "--out", tmp_path / "o", "--size", "96")
+    assert proc.returncode == 1 and f"frame '{shot / f's_0005{ext}'}' is damaged" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_truncated_video_is_found_before_anything_is_written(tmp_path):
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        writer.write(rng.integers(0, 255, (64, 96, 3), np.uint8))
+    writer.release()
+    video.write_bytes(video.read_bytes()[: video.stat().st_size * 6 // 10])  # the header still says 12 frames
+    proc = flowstyle(video, "--out", tmp_path / "o")
+    assert proc.returncode == 1 and "ends after 7 decodable frames" in proc.stderr and "--frames 1:7" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..base.errors import FlowstyleError
 from .images import IMAGE_EXTENSIONS, decode_file, normalize
+from .integrity import check_video_frames, checked_image_size
 
 __all__ = ["Frame", "FrameSource", "open_source", "fit_size", "MIN_SIDE"]
 
@@ -124,21 +125,16 @@ class FrameSource:
         return raw
 
     def check_frames(self) -> None:
-        """Check every frame file of the range has the clip's size, reading headers only.
+        """Check every frame of the range decodes, and (files) has the clip's size, as cheaply as
+        its format allows (:mod:`flowstyle.io.integrity`).
 
-        Run before any work, so a mixed-size folder is refused before a frame is written.
+        Run before any work, so a damaged or mixed-size shot is refused before a frame is written.
         """
         if self.kind == "video":
+            check_video_frames(self.path, self.end)
             return
-        from PIL import Image, UnidentifiedImageError
-
-        for f in self._files[self.start - 1:self.end]:
-            try:
-                with Image.open(f) as im:
-                    size = im.size
-            except (OSError, UnidentifiedImageError):  # a format PIL does not know: decode it fully
-                raw = self._decode(self._files.index(f))
-                size = (raw.shape[1], raw.shape[0])
+        for f in self.files or self._files:
+            size = checked_image_size(f)
             if size != self.native_size:
                 raise FlowstyleError(
                     f"frame '{f}' is {size[0]}x{size[1]} but the clip is "
