@@ -469,3 +469,94 @@ def test_a_truncated_video_is_found_before_anything_is_written(tmp_path):
     proc = flowstyle(video, "--out", tmp_path / "o")
     assert proc.returncode == 1 and "ends after 7 decodable frames" in proc.stderr and "--frames 1:7" in proc.stderr, proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def fixable_case(tmp_path, data_dir, case):
+    """Causes a user can fix that used to end as internal errors: (argv after the command, message part)."""
+    shot = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=3)
+    out, keys = tmp_path / "o", tmp_path / "k.json"
+    (tmp_path / "afile").write_text("x")
+    base = ["stylize", shot, "--out", out, "--size", "64"]
+    if case == "cache_is_a_file":
+        return base + ["--cache", tmp_path / "afile"], "--cache '%s' is a file" % (tmp_path / "afile")
+    if case == "cache_under_a_file":
+        return base + ["--cache", tmp_path / "afile" / "c"], "cannot write to flow cache folder"
+    if case == "lock_is_a_folder":
+        (out / ".flowstyle" / "lock").mkdir(parents=True)
+        return base, "is a folder: remove it"
+    if case == "more_chunks_than_frames":
+        return base + ["--chunk", "5/8"], "--chunk 5/8: the clip has only 3 frames"
+    if case == "stitch_before_the_chunks":
+        return ["stitch", *base[1:], "--chunks", "2"], "run all 2 chunk jobs"
+    texts = {"keys_null": '{"keys": null}', "overrides_null": '{"overrides": null}',
+             "image_null": '{"overrides": [{"frame": 1, "image": null}]}',
+             "nested": '{"keys": ' + "[" * 100000 + "]" * 100000 + "}",
+             "huge_number": '{"keys": [{"frame": ' + "1" * 5000 + "}]}"}
+    keys.write_text(texts[case])
+    needle = {"keys_null": "'keys' must be a list", "overrides_null": "'overrides' must be a list",
+              "image_null": "'image' must be a file name", "nested": "nested too deeply",
+              "huge_number": "cannot read"}[case]
+    return base + ["--keyframes", keys], needle
+
+
+@pytest.mark.parametrize("case", ["cache_is_a_file", "cache_under_a_file", "lock_is_a_folder",
+                                  "more_chunks_than_frames", "stitch_before_the_chunks", "keys_null", "overrides_null",
+                                  "image_null", "nested", "huge_number"])
+def test_user_fixable_causes_are_one_line_not_internal_errors(tmp_path, data_dir, case):
+    argv, needle = fixable_case(tmp_path, data_dir, case)
+    proc = subprocess.run([sys.executable, "-m", "flowstyle", *map(str, argv)], capture_output=True, text=True,
+                          timeout=300)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "o").glob("frame_*.png"))
+    if case != "lock_is_a_folder":
+        assert not (tmp_path / "o").exists()  # a refused run leaves no output folder
+
+
+def test_a_full_flow_cache_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from flowstyle import FlowstyleError
+    from flowstyle.io.frames import Frame
+    from flowstyle.motion import flow_cache
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(flow_cache.np, "save", full)
+    frame = Frame(0, np.zeros((16, 16, 3), np.float32), None, 8, "k")
+    with pytest.raises(FlowstyleError, match="cannot write the flow cache in .*No space left on device; free space"):
+        flow_cache.FlowCache(tmp_path).put("dis", frame, frame, np.zeros((16, 16, 2), np.float32))
+    assert leftovers(tmp_path) == []
+
+
+def test_frame_names_with_digits_of_any_script_sort_as_numbers(tmp_path):
+    from flowstyle.io.frames import _list_folder
+
+    names = ["f_\u0661\u0660.png", "f_\u0662.png", "f_\u0661.png", "\u00b23.png", "f_3.png"]  # 10, 2, 1 Arabic-Indic; ²
+    for n in names:
+        cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
+        (tmp_path / "x.png").rename(tmp_path / n)
+    assert [p.name for p in _list_folder(tmp_path)] == ["f_\u0661.png", "f_\u0662.png", "f_3.png", "f_\u0661\u0660.png",
+                                                         "\u00b23.png"]
+
+
+def test_exr_frames_are_read_as_scene_linear(tmp_path, data_dir):
+    os.environ["OPENCV_IO_ENABLE_OPENEXR"] = "1"  # to write the test's own EXR files
+    shot = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "png", n=3)
+    exr = tmp_path / "exr"
+    exr.mkdir()
+    for k, f in enumerate(sorted(shot.glob("*.png"))):
+        srgb = cv2.imread(str(f)).astype(np.float32) / 255
+        linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        assert cv2.imwrite(str(exr / f"s_{k + 1:04d}.exr"), linear)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_ENABLE_OPENEXR"}  # the engine switches it on
+    a = subprocess.run([sys.executable, "-m", "flowstyle", "stylize", str(exr), "--out", str(tmp_path / "a"),
+                        "--size", "96"], capture_output=True, text=True, timeout=300, env=env)
+    assert a.returncode == 0, a.stderr
+    assert flowstyle(shot, "--out", tmp_path / "b", "--size", "96").returncode == 0
+    for k in (1, 3):
+        x = cv2.imread(str(tmp_path / "a" / f"frame_{k:05d}.png"), cv2.IMREAD_UNCHANGED)
+        y = cv2.imread(str(tmp_path / "b" / f"frame_{k:05d}.png"))
+        assert x.dtype == np.uint16 and np.abs(x / 257.0 - y).mean() < 1.0

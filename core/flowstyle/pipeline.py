@@ -33,7 +33,7 @@ from .motion.flow_cache import FlowCache
 from .quality.run import preview_quality, run_quality
 from .scale.chunks import plan_chunks
 from .scale.ray import run_distributed
-from .scale.stitch import stitch_chunks
+from .scale.stitch import check_chunks_written, stitch_chunks
 from .settings import RunOptions, Settings
 
 __all__ = ["stylize", "run"]
@@ -85,7 +85,12 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
     timeline = load_keyframes(settings, len(src), keyframes)
     _check_styles(timeline)
     src.check_frames()
+    _check_chunks(options, len(src))
     _check_no_overwrite(out, src, timeline, settings.keyframes if keyframes is None else keyframes)
+    if options.stitch:
+        check_chunks_written(out, len(src), options.chunks)
+    if options.cache_dir:  # first: a refused run leaves no output folder behind
+        _check_writable(Path(options.cache_dir), "--cache")
     _check_writable(out)
     ctx = _context(src, settings, out, device, timeline, options, on_event or (lambda e: None), cancel or (lambda: False))
     with OutputLock(out, options.chunk) if options.lock else contextlib.nullcontext():
@@ -124,15 +129,29 @@ def _as_styles(style: StyleArg) -> tuple[StyleRef, ...]:
     return tuple(s if isinstance(s, StyleRef) else parse_style(s) for s in items)
 
 
-def _check_writable(out: Path) -> None:
-    """Make the output folder and write a probe into it; the probe's name is this process's own, since
-    the chunk jobs of a farm or Ray run probe the same folder at the same time."""
+def _check_writable(folder: Path, flag: str = "--out") -> None:
+    """Make the folder (``--out``: its state folder) and write a probe into it; the probe's name is
+    this process's own, since the chunk jobs of a farm or Ray run probe the same folder at the same time."""
+    what = "output folder" if flag == "--out" else "flow cache folder"
+    if folder.exists() and not folder.is_dir():
+        raise FlowstyleError(f"{flag} '{folder}' is a file, not a folder: give a folder ({what})")
+    inside = names.state_dir(folder) if flag == "--out" else folder
     try:
-        names.state_dir(out).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=names.state_dir(out), prefix=".probe-"):
+        inside.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=inside, prefix=".probe-"):
             pass
     except OSError as exc:
-        raise FlowstyleError(f"cannot write to output folder '{out}': {exc.strerror or exc}; choose a writable --out") from None
+        raise FlowstyleError(f"cannot write to {what} '{folder}': {exc.strerror or exc}; "
+                             f"choose a writable {flag}") from None
+
+
+def _check_chunks(options: RunOptions, length: int) -> None:
+    """A farm's chunk count must fit the clip: each chunk needs a frame."""
+    n = options.chunk[1] if options.chunk else options.chunks if options.stitch else None
+    if n is not None and n > length:
+        flag = f"--chunk {options.chunk[0]}/{n}" if options.chunk else f"--chunks {n}"
+        raise FlowstyleError(f"{flag}: the clip has only {length} frames, so at most {length} chunks; "
+                             f"split it into {length} or fewer (and stitch with the same --chunks)")
 
 
 def _key(path: Path) -> str:

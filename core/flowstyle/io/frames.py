@@ -169,8 +169,15 @@ class FrameSource:
 
 def _list_folder(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    key = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]  # natural order
-    return sorted(files, key=key)
+    return sorted(files, key=_natural_key)
+
+
+def _natural_key(p: Path) -> list:
+    """Natural order: runs of decimal digits, in any script (``re``'s ``\\d`` and ``int`` agree on which
+    those are), compare as numbers; the rest (``²`` too, a digit to ``str.isdigit`` but not a number)
+    compares as text. Numbers and text never meet at one position, so mixed names sort too."""
+    parts = re.split(r"(\d+)", p.name)
+    return [(1, int(t), "") if i % 2 else (0, 0, t) for i, t in enumerate(parts)]
 
 
 def _list_pattern(pattern: str) -> tuple[list[Path], Optional[int]]:

@@ -14,22 +14,37 @@ import numpy as np
 
 from ..base.errors import FlowstyleError
 
-__all__ = ["IMAGE_EXTENSIONS", "decode_file", "normalize", "read_image", "write_png", "atomic_write_bytes"]
+__all__ = ["IMAGE_EXTENSIONS", "decode_file", "normalize", "read_image", "write_png", "atomic_write_bytes",
+           "linear_to_srgb"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr")
 
 
 def decode_file(path: Path | str) -> Optional[np.ndarray]:
-    """The raw OpenCV array (BGR(A)/gray, 8/16 bit) of an image file, or None when it does not decode.
+    """The raw OpenCV array (BGR(A)/gray, 8/16 bit or float) of an image file, or None when it does not decode.
 
-    Reads the bytes first, so non-ASCII paths work on every OS.
+    Reads the bytes first, so non-ASCII paths work on every OS. OpenCV's OpenEXR codec is off
+    unless asked for; it is switched on when an ``.exr`` file is read (the user's own frames),
+    not for every file.
     """
+    if Path(path).suffix.lower() == ".exr":
+        os.environ["OPENCV_IO_ENABLE_OPENEXR"] = "1"  # read by OpenCV at its first EXR decode
     data = np.fromfile(str(path), dtype=np.uint8)
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
 
 
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """The sRGB transfer curve (IEC 61966-2-1) on linear values, clipped to [0, 1]."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
 def normalize(raw: np.ndarray, where: str) -> tuple[np.ndarray, Optional[np.ndarray], int]:
-    """OpenCV BGR(A)/gray, 8 or 16 bit -> (RGB float32, alpha float32 or None, bit depth)."""
+    """OpenCV BGR(A)/gray, 8 or 16 bit or float -> (RGB float32, alpha float32 or None, bit depth).
+
+    Float pixels (EXR, float TIFF) are scene-linear, as renderers write them: their colour goes
+    through the sRGB curve (the networks and the PNG output are sRGB) and they come out as 16 bit.
+    """
     if raw.dtype == np.uint8:
         depth, scale = 8, 255.0
     elif raw.dtype == np.uint16:
@@ -48,6 +63,8 @@ def normalize(raw: np.ndarray, where: str) -> tuple[np.ndarray, Optional[np.ndar
     elif img.shape[2] == 2:  # gray + alpha
         alpha = np.clip(img[..., 1], 0.0, 1.0)
         img = img[..., :1]
+    if raw.dtype.kind == "f":
+        img = linear_to_srgb(img)
     if img.shape[2] == 1:
         rgb = np.repeat(img, 3, axis=2)
     else:

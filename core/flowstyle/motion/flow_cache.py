@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..base.errors import FlowstyleError
 from ..io.frames import Frame
 
 __all__ = ["FlowCache"]
@@ -39,8 +40,13 @@ class FlowCache:
         p = self._path(backend, a, b)
         if p is None:
             return
-        p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, flow.astype(np.float16))
-        os.replace(tmp, p)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, flow.astype(np.float16))
+            os.replace(tmp, p)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+            raise FlowstyleError(f"cannot write the flow cache in '{self.folder}': {exc.strerror or exc}; "
+                                 "free space there or give --cache another folder") from None
