@@ -560,3 +560,83 @@ def test_exr_frames_are_read_as_scene_linear(tmp_path, data_dir):
         x = cv2.imread(str(tmp_path / "a" / f"frame_{k:05d}.png"), cv2.IMREAD_UNCHANGED)
         y = cv2.imread(str(tmp_path / "b" / f"frame_{k:05d}.png"))
         assert x.dtype == np.uint16 and np.abs(x / 257.0 - y).mean() < 1.0
+
+
+@pytest.mark.parametrize("ext, budget_mb", [(".jpg", 40), (".png", 260)])
+def test_a_huge_frame_is_decoded_reduced_and_never_held_as_full_size_floats(tmp_path, ext, budget_mb):
+    """8000x8000 at --size 256: a JPEG decodes at 1/8 (never full size), a PNG (no reduced decode)
+    is resized while still 8 bit: never the 8000x8000 float copies (2.3 GB before)."""
+    import tracemalloc
+
+    from flowstyle.io.frames import open_source
+
+    img = np.zeros((8000, 8000, 3), np.uint8)
+    img[:4000, :, 2] = 255  # red top half
+    assert cv2.imwrite(str(tmp_path / f"huge{ext}"), img)
+    del img
+    src = open_source(tmp_path / f"huge{ext}", None, 256)
+    tracemalloc.start()
+    frame = src.read(0)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    assert frame.rgb.shape == (256, 256, 3) and frame.rgb[:120, :, 0].min() > 0.95 and frame.rgb[136:, :, 0].max() < 0.05
+    assert peak < budget_mb, f"{peak:.0f} MB"
+
+
+def test_out_of_memory_advice_converges(data_dir):
+    from flowstyle.io.frames import open_source
+    from flowstyle.pipeline import _out_of_memory
+
+    clip = data_dir / "clips" / "middlebury_rubberwhale"
+    size, seen = 1024, []
+    for _ in range(20):
+        message = _out_of_memory(open_source(clip, (1, 2), size), "cuda")
+        seen.append(message)
+        if "--size" not in message:
+            break
+        size = int(message.rsplit("--size ", 1)[1])
+    assert "--size" not in seen[-1] and "--device cpu" in seen[-1], seen
+    assert len(seen) < 8 and len(set(seen)) == len(seen), seen  # each piece of advice new, and an end to it
+
+
+EXIF_ORIENTATIONS = [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("orientation", EXIF_ORIENTATIONS)
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation, ext):
+    from PIL import Image, ImageOps
+
+    from flowstyle.io.frames import open_source
+
+    stored = np.zeros((96, 192, 3), np.uint8)
+    stored[:32, :48] = 255  # a white corner patch, top left as stored
+    im = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / f"f{ext}", exif=exif.tobytes(), **({"quality": 95} if ext == ".jpg" else {}))
+    with Image.open(tmp_path / f"f{ext}") as ref:
+        upright = np.asarray(ImageOps.exif_transpose(ref).convert("L")) > 128
+    for size in (None, 48):  # full decode, and the reduced JPEG decode (1/4)
+        frame = open_source(tmp_path / f"f{ext}", None, size).read(0)
+        got = frame.rgb.mean(axis=2) > 0.5
+        want = cv2.resize(upright.astype(np.uint8), got.shape[::-1], interpolation=cv2.INTER_AREA) > 0
+        assert got.shape == want.shape and (got == want).mean() > 0.97, (orientation, size)
+
+
+def test_video_rotation_metadata_is_applied(tmp_path):
+    video = tmp_path / "v.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    for _ in range(4):
+        f = np.zeros((64, 96, 3), np.uint8)
+        f[:10, :30] = 255
+        writer.write(f)
+    writer.release()
+    data = video.read_bytes()
+    identity = bytes.fromhex("00010000" + "00000000" * 3 + "00010000" + "00000000" * 3 + "40000000")
+    turn90 = bytes.fromhex("00000000" + "00010000" + "00000000" + "FFFF0000" + "00000000" * 4 + "40000000")
+    i = data.rfind(identity)  # the track header's display matrix: a phone's portrait clip
+    video.write_bytes(data[:i] + turn90 + data[i + len(turn90):])
+    proc = flowstyle(video, "--out", tmp_path / "o", "--style", "builtin:1")
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(tmp_path / "o" / "frame_00001.png")).shape == (96, 64, 3)

@@ -38,6 +38,8 @@ from .settings import RunOptions, Settings
 
 __all__ = ["stylize", "run"]
 
+OOM_FLOOR = 64  # the smallest --size the out-of-memory advice suggests
+
 StyleArg = Union[str, StyleRef, Sequence[Union[str, StyleRef]], None]
 KeyframesArg = Union[str, Path, dict, None]
 
@@ -269,10 +271,15 @@ def _remove_stale_temps(out: Path) -> None:
 
 
 def _out_of_memory(src: FrameSource, device: str) -> str:
+    """Advice that converges: a smaller --size (about half the pixels) while one above the floor
+    helps, then, at the floor, what else frees memory (never the same --size again)."""
+    where = f"out of memory stylizing {src.width}x{src.height} frames on {device}"
     side = max(src.size)
-    fit = max(64, int(side * 0.7) // 16 * 16)
-    return (f"out of memory stylizing {src.width}x{src.height} frames on {device}: "
-            f"use a smaller working size, e.g. --size {fit}")
+    fit = int(side * 0.7) // 16 * 16
+    if fit >= OOM_FLOOR:
+        return f"{where}: use a smaller working size, e.g. --size {fit}"
+    other = "--device cpu (slower, uses RAM)" if device != "cpu" else "a machine with more memory"
+    return f"{where}, already near the smallest useful size: close other programs using memory, or use {other}"
 
 
 def _preview(ctx: RunContext, timeline: Timeline, index: int) -> None:

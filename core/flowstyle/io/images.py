@@ -15,22 +15,51 @@ import numpy as np
 from ..base.errors import FlowstyleError
 
 __all__ = ["IMAGE_EXTENSIONS", "decode_file", "normalize", "read_image", "write_png", "atomic_write_bytes",
-           "linear_to_srgb"]
+           "linear_to_srgb", "REDUCIBLE",
+           "exif_orientation"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr")
 
 
-def decode_file(path: Path | str) -> Optional[np.ndarray]:
+REDUCIBLE = (".jpg", ".jpeg")  # formats whose decoder itself works at 1/2, 1/4, 1/8 (no alpha, 8 bit)
+_REDUCED = {n: flag | cv2.IMREAD_IGNORE_ORIENTATION  # turned below, as every other decode is
+            for n, flag in ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8))}
+# EXIF orientation (tag 0x0112) -> how to turn the stored pixels upright (the TIFF/EXIF definitions)
+_UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+            7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def exif_orientation(path: Path | str) -> int:
+    """The EXIF orientation of an image file (1, upright, when it has none or is not one PIL reads)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - no readable EXIF is no rotation; damage is found elsewhere
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def decode_file(path: Path | str, reduce: int = 1) -> Optional[np.ndarray]:
     """The raw OpenCV array (BGR(A)/gray, 8/16 bit or float) of an image file, or None when it does not decode.
 
     Reads the bytes first, so non-ASCII paths work on every OS. OpenCV's OpenEXR codec is off
     unless asked for; it is switched on when an ``.exr`` file is read (the user's own frames),
-    not for every file.
+    not for every file. The pixels come upright: an EXIF orientation is applied (``cv2.imread``
+    does so, but not with ``IMREAD_UNCHANGED``, the one flag that keeps alpha and 16 bit). ``reduce`` (2, 4 or 8) decodes a JPEG at that fraction of its size (the
+    sides rounded up) without ever holding the full-size pixels; other formats ignore it.
     """
     if Path(path).suffix.lower() == ".exr":
         os.environ["OPENCV_IO_ENABLE_OPENEXR"] = "1"  # read by OpenCV at its first EXR decode
     data = np.fromfile(str(path), dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if not data.size:
+        return None
+    reduced = reduce > 1 and Path(path).suffix.lower() in REDUCIBLE
+    raw = cv2.imdecode(data, _REDUCED[reduce] if reduced else cv2.IMREAD_UNCHANGED)  # neither turns by EXIF
+    turn = _UPRIGHT.get(exif_orientation(path)) if raw is not None else None
+    return np.ascontiguousarray(turn(raw)) if turn else raw
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:

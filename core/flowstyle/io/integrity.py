@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
 from ..base.errors import FlowstyleError
-from .images import decode_file
+from .images import decode_file, exif_orientation
+from .video import open_video
 
 __all__ = ["checked_image_size", "check_video_frames"]
 
@@ -43,7 +42,7 @@ def checked_image_size(path: Path) -> tuple[int, int]:
     except Exception as exc:  # noqa: BLE001 - PIL reports damage with many exception types
         raise _damaged(path, str(exc) or type(exc).__name__) from None
     if fmt in ("PNG", "JPEG"):
-        return size
+        return size[::-1] if exif_orientation(path) in (5, 6, 7, 8) else size  # as decode_file turns it
     raw = decode_file(path)
     if raw is None:
         raise _damaged(path, "it does not decode as an image")
@@ -52,7 +51,7 @@ def checked_image_size(path: Path) -> tuple[int, int]:
 
 def check_video_frames(path: Path, end: int) -> None:
     """Every frame up to ``end`` (1-based) of the video decodes; FlowstyleError naming the last good one."""
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     try:
         for n in range(end):
             if not cap.grab():
