@@ -524,7 +524,7 @@ def test_a_full_flow_cache_disk_is_one_line(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(flow_cache.np, "save", full)
+    monkeypatch.setattr(flow_cache.os, "replace", full)
     frame = Frame(0, np.zeros((16, 16, 3), np.float32), None, 8, "k")
     with pytest.raises(FlowstyleError, match="cannot write the flow cache in .*No space left on device; free space"):
         flow_cache.FlowCache(tmp_path).put("dis", frame, frame, np.zeros((16, 16, 2), np.float32))
@@ -640,3 +640,51 @@ def test_video_rotation_metadata_is_applied(tmp_path):
     proc = flowstyle(video, "--out", tmp_path / "o", "--style", "builtin:1")
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(tmp_path / "o" / "frame_00001.png")).shape == (96, 64, 3)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_output_files_get_the_mode_the_umask_gives(tmp_path, data_dir, umask):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=2)
+    proc = subprocess.run([sys.executable, "-c", f"import os, sys; os.umask({umask}); from flowstyle.cli import main; "
+                           "sys.exit(main(sys.argv[1:]))", "stylize", str(clip), "--out", str(tmp_path / "o"),
+                           "--size", "64"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = [*(tmp_path / "o").glob("frame_*.png"), tmp_path / "o" / "report.json",
+               *(tmp_path / "o" / ".flowstyle" / "keys").iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o666 & ~umask)}
+
+
+def test_flow_cache_temp_files_of_killed_runs_are_removed_and_only_those(tmp_path, data_dir):
+    from flowstyle.motion.flow_cache import STALE_TEMP_SECONDS
+
+    cache = tmp_path / "cache"
+    (cache / "ab").mkdir(parents=True)
+    orphan, live = cache / "ab" / ".abcd.flow.4242.tmp", cache / "ab" / ".abce.flow.4243.tmp"
+    theirs = cache / "ab" / ".notes.tmp"
+    for p in (orphan, live, theirs):
+        p.write_bytes(b"x")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    for p in (orphan, theirs):
+        os.utime(p, (old, old))
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", tmp_path / "o", "--size", "64",
+                     "--frames", "1:2", "--cache", cache)
+    assert proc.returncode == 0, proc.stderr
+    assert not orphan.exists() and live.exists() and theirs.exists()  # a live writer's (maybe another job's) stays
+
+
+def test_a_changed_flow_cache_entry_of_the_right_size_is_recomputed(tmp_path):
+    from flowstyle.io.frames import Frame
+    from flowstyle.motion.flow import FlowEstimator
+    from flowstyle.motion.flow_cache import FlowCache
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur(rng.random((64, 64, 3), np.float32), (0, 0), 2)
+    a, b = Frame(0, base, None, 8, "a"), Frame(1, np.roll(base, 2, axis=1), None, 8, "b")
+    first = FlowEstimator("dis", FlowCache(tmp_path)).flow(a, b)
+    (entry,) = [p for p in tmp_path.rglob("*.flow")]
+    data = bytearray(entry.read_bytes())
+    data[-200:] = bytes(200)  # same size, other numbers
+    entry.write_bytes(bytes(data))
+    assert FlowCache(tmp_path).get("dis", a, b) is None
+    again = FlowEstimator("dis", FlowCache(tmp_path)).flow(a, b)
+    assert np.array_equal(again, first) and FlowCache(tmp_path).get("dis", a, b) is not None

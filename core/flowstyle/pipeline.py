@@ -97,7 +97,7 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
     ctx = _context(src, settings, out, device, timeline, options, on_event or (lambda e: None), cancel or (lambda: False))
     with OutputLock(out, options.chunk) if options.lock else contextlib.nullcontext():
         if options.lock:
-            _remove_stale_temps(out)
+            _remove_stale_temps(out, Path(options.cache_dir) if options.cache_dir else names.flow_cache_dir(out))
         try:
             for message in src.warnings:
                 ctx.report.warnings.append(message)
@@ -264,10 +264,12 @@ def _chunk_job(source: str, settings: Settings, out: str, options: RunOptions, k
     return {"status": report.status, "frames": report.frames}
 
 
-def _remove_stale_temps(out: Path) -> None:
-    """Temp files left by a killed run (atomic writes that never reached their rename), and only those."""
+def _remove_stale_temps(out: Path, cache: Path) -> None:
+    """Temp files left by a killed run (atomic writes that never reached their rename), and only those;
+    in the flow cache, which other jobs may share, only those old enough to be orphans."""
     for p in names.stale_temp_files(out):
         p.unlink(missing_ok=True)
+    FlowCache(cache).remove_stale_temps()
 
 
 def _out_of_memory(src: FrameSource, device: str) -> str:

@@ -128,12 +128,25 @@ def write_png(path: Path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None, b
     atomic_write_bytes(path, buf.tobytes())
 
 
+def _read_umask() -> int:
+    """The process's umask. Reading it means setting it, which is not thread-safe, so it is read
+    once, when this module is imported (the umask is not changed mid-run)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write bytes to ``path`` via a temp file in the same folder and ``os.replace``."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600: give the file the mode open() would
+                os.fchmod(fd, 0o666 & ~_UMASK)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
