@@ -688,3 +688,56 @@ def test_a_changed_flow_cache_entry_of_the_right_size_is_recomputed(tmp_path):
     assert FlowCache(tmp_path).get("dis", a, b) is None
     again = FlowEstimator("dis", FlowCache(tmp_path)).flow(a, b)
     assert np.array_equal(again, first) and FlowCache(tmp_path).get("dis", a, b) is not None
+
+
+@pytest.fixture
+def fake_ray(monkeypatch, tmp_path):
+    """Ray's module with init replaced: records the auth mode the driver would connect with."""
+    ray = pytest.importorskip("ray")
+    seen = {}
+
+    def init(**kw):
+        seen["mode"] = os.environ.get("RAY_AUTH_MODE")
+        if seen.get("refuse"):
+            raise ray.exceptions.AuthenticationError("Authentication failed")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return seen
+
+
+def test_a_token_cluster_is_reached_with_the_saved_token(fake_ray, tmp_path):
+    from flowstyle.scale.ray import _connect
+
+    _connect("127.0.0.1:6390")
+    assert fake_ray["mode"] is None  # no token: Ray's own default
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("t0ken")  # what 'ray start --head' saves
+    _connect("127.0.0.1:6390")
+    assert fake_ray["mode"] == "token"
+
+
+def test_a_refused_token_is_said_as_such(fake_ray):
+    from flowstyle import FlowstyleError
+    from flowstyle.scale.ray import _connect
+
+    fake_ray["refuse"] = True
+    with pytest.raises(FlowstyleError, match="uses token authentication.*RAY_AUTH_TOKEN"):
+        _connect("127.0.0.1:6390")
+
+
+def test_ray_client_address_without_the_client_is_one_line(monkeypatch):
+    import importlib.util
+
+    pytest.importorskip("ray")
+    from flowstyle import FlowstyleError
+    from flowstyle.scale.ray import _connect
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(FlowstyleError, match=r"needs Ray's client \(grpcio\): run 'pip install \"ray\[client\]==2.60.0\"'"):
+        _connect("ray://head:10001")
