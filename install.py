@@ -70,6 +70,19 @@ def install_engine(extras: str) -> None:
     if out.returncode:
         sys.exit(f"[install] the engine does not import after installing: {out.stderr.strip().splitlines()[-1]}")
     say(f"engine ready: {BIN / 'flowstyle'} (torch {out.stdout.strip()})")
+    install_ray_client()
+
+
+def install_ray_client() -> None:
+    """Where Ray is installed, its client too: the README's '--ray ray://HEAD:10001' needs it."""
+    if subprocess.run([str(PY), "-c", "import ray"], capture_output=True).returncode:
+        return
+    cmd = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q", "ray[client]==2.60.0"]
+    if subprocess.run(cmd).returncode:
+        say(f"could not install Ray's client (needed only for --ray ray://...): run "
+            f"'{PY} -m pip install \"ray[client]==2.60.0\"' where the package index can be reached")
+    else:
+        say("Ray's client installed (--ray ray://HEAD:10001)")
 
 
 def install_blender(paths: list[str], zip_out: str | None) -> bool:

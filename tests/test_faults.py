@@ -348,12 +348,27 @@ def test_sigterm_stops_after_a_frame_with_done_last_and_the_report_written(tmp_p
     assert all(cv2.imread(str(p)) is not None for p in out.glob("frame_*.png"))
 
 
+FAIL_AT_FRAME_3 = """
+import sys
+from flowstyle.base.errors import FlowstyleError
+import flowstyle.context as fast
+real, calls = fast.write_png, []
+def write_png(*a, **k):
+    calls.append(1)
+    if len(calls) == 3:
+        raise FlowstyleError("cannot write frame 3: disk full (injected)")
+    return real(*a, **k)
+fast.write_png = write_png
+from flowstyle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_errors_after_the_progress_bar_starts_go_to_stderr(tmp_path, data_dir):
     clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=5)
-    damaged = clip / "frame_00004.png"
-    damaged.write_bytes(damaged.read_bytes()[:2000])  # the header reads, the pixels do not: found mid-run
-    proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
-    assert proc.returncode == 1 and "cannot decode" in proc.stderr, proc.stderr
+    proc = subprocess.run([sys.executable, "-c", FAIL_AT_FRAME_3, "stylize", str(clip), "--out", str(tmp_path / "o"),
+                           "--size", "96"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "cannot write frame 3" in proc.stderr and "%|" in proc.stderr, proc.stderr
     assert proc.stdout == ""
 
 
@@ -380,3 +395,349 @@ def test_an_existing_path_with_a_percent_sign_is_not_a_pattern(tmp_path, data_di
     proc = flowstyle(clip, "--out", tmp_path / "o", "--size", "96")
     assert proc.returncode == 0, proc.stderr
     assert len(outputs(tmp_path / "o")) == 3
+
+
+# ---- issue 14, round two: every error on stderr, as JSON lines when asked ---------------------
+
+NOISY_RUN = """
+import logging, os, sys, warnings
+import flowstyle.pipeline as pipeline
+real = pipeline.run
+def noisy(*a, **k):
+    os.write(2, b"[ WARN:0@0.1] a native library's line\\n")
+    print("a line on Python's stderr", file=sys.stderr)
+    warnings.warn("a library warning")
+    logging.getLogger("ray").warning("a Ray notice")
+    return real(*a, **k)
+pipeline.run = noisy
+from flowstyle.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def json_lines(text):
+    """Every line parsed as JSON (fails on any other line)."""
+    return [json.loads(l) for l in text.splitlines()]
+
+
+@pytest.mark.parametrize("extra, code", [([], 0), (["--frames", "9:12"], 1), (["--no-such-flag"], 2), (["--json"], 0)])
+def test_json_progress_stream_holds_only_json_lines_done_last(tmp_path, data_dir, extra, code):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=3)
+    json_flag = [] if extra == ["--json"] else ["--json-progress"]  # an abbreviation counts too
+    proc = subprocess.run([sys.executable, "-c", NOISY_RUN, "stylize", str(clip), "--out", str(tmp_path / "o"),
+                           "--size", "64", *json_flag, *extra], capture_output=True, text=True, timeout=300)
+    events = json_lines(proc.stderr)
+    assert proc.returncode == code, proc.stderr
+    assert events[-1] == {"event": "done", "status": "ok" if code == 0 else "failed"}
+    assert [e for e in events if e["event"] == "done"] == [events[-1]]
+    if code != 2:  # the run started: its noise came through as events, not as raw text
+        logs = " ".join(e.get("message", "") for e in events if e["event"] in ("log", "warning"))
+        assert all(s in logs for s in ("native library", "Python's stderr", "a library warning", "a Ray notice")), events
+    else:
+        assert events[0]["event"] == "error" and "--no-such-flag" in events[0]["message"]
+
+
+def _damage(path, how):
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    else:  # one flipped byte in the middle of the pixel data
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("ext, how", [(".png", "truncated"), (".png", "flipped"), (".jpg", "truncated")])
+def test_a_damaged_frame_mid_shot_is_found_before_anything_is_written(tmp_path, data_dir, ext, how):
+    shot = tmp_path / "shot"
+    shot.mkdir()
+    for k, f in enumerate(sorted((data_dir / "clips" / "middlebury_rubberwhale").glob("*.png"))[:6]):
+        cv2.imwrite(str(shot / f"s_{k + 1:04d}{ext}"), cv2.imread(str(f)))
+    _damage(shot / f"s_0005{ext}", how)
+    proc = flowstyle(shot, "--out", tmp_path / "o", "--size", "96")
+    assert proc.returncode == 1 and f"frame '{shot / f's_0005{ext}'}' is damaged" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_truncated_video_is_found_before_anything_is_written(tmp_path):
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        writer.write(rng.integers(0, 255, (64, 96, 3), np.uint8))
+    writer.release()
+    video.write_bytes(video.read_bytes()[: video.stat().st_size * 6 // 10])  # the header still says 12 frames
+    proc = flowstyle(video, "--out", tmp_path / "o")
+    assert proc.returncode == 1 and "ends after 7 decodable frames" in proc.stderr and "--frames 1:7" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def fixable_case(tmp_path, data_dir, case):
+    """Causes a user can fix that used to end as internal errors: (argv after the command, message part)."""
+    shot = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=3)
+    out, keys = tmp_path / "o", tmp_path / "k.json"
+    (tmp_path / "afile").write_text("x")
+    base = ["stylize", shot, "--out", out, "--size", "64"]
+    if case == "cache_is_a_file":
+        return base + ["--cache", tmp_path / "afile"], "--cache '%s' is a file" % (tmp_path / "afile")
+    if case == "cache_under_a_file":
+        return base + ["--cache", tmp_path / "afile" / "c"], "cannot write to flow cache folder"
+    if case == "lock_is_a_folder":
+        (out / ".flowstyle" / "lock").mkdir(parents=True)
+        return base, "is a folder: remove it"
+    if case == "more_chunks_than_frames":
+        return base + ["--chunk", "5/8"], "--chunk 5/8: the clip has only 3 frames"
+    if case == "stitch_before_the_chunks":
+        return ["stitch", *base[1:], "--chunks", "2"], "run all 2 chunk jobs"
+    texts = {"keys_null": '{"keys": null}', "overrides_null": '{"overrides": null}',
+             "image_null": '{"overrides": [{"frame": 1, "image": null}]}',
+             "nested": '{"keys": ' + "[" * 100000 + "]" * 100000 + "}",
+             "huge_number": '{"keys": [{"frame": ' + "1" * 5000 + "}]}"}
+    keys.write_text(texts[case])
+    needle = {"keys_null": "'keys' must be a list", "overrides_null": "'overrides' must be a list",
+              "image_null": "'image' must be a file name", "nested": "nested too deeply",
+              "huge_number": "cannot read"}[case]
+    return base + ["--keyframes", keys], needle
+
+
+@pytest.mark.parametrize("case", ["cache_is_a_file", "cache_under_a_file", "lock_is_a_folder",
+                                  "more_chunks_than_frames", "stitch_before_the_chunks", "keys_null", "overrides_null",
+                                  "image_null", "nested", "huge_number"])
+def test_user_fixable_causes_are_one_line_not_internal_errors(tmp_path, data_dir, case):
+    argv, needle = fixable_case(tmp_path, data_dir, case)
+    proc = subprocess.run([sys.executable, "-m", "flowstyle", *map(str, argv)], capture_output=True, text=True,
+                          timeout=300)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "o").glob("frame_*.png"))
+    if case != "lock_is_a_folder":
+        assert not (tmp_path / "o").exists()  # a refused run leaves no output folder
+
+
+def test_a_full_flow_cache_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from flowstyle import FlowstyleError
+    from flowstyle.io.frames import Frame
+    from flowstyle.motion import flow_cache
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(flow_cache.os, "replace", full)
+    frame = Frame(0, np.zeros((16, 16, 3), np.float32), None, 8, "k")
+    with pytest.raises(FlowstyleError, match="cannot write the flow cache in .*No space left on device; free space"):
+        flow_cache.FlowCache(tmp_path).put("dis", frame, frame, np.zeros((16, 16, 2), np.float32))
+    assert leftovers(tmp_path) == []
+
+
+def test_frame_names_with_digits_of_any_script_sort_as_numbers(tmp_path):
+    from flowstyle.io.frames import _list_folder
+
+    names = ["f_\u0661\u0660.png", "f_\u0662.png", "f_\u0661.png", "\u00b23.png", "f_3.png"]  # 10, 2, 1 Arabic-Indic; ²
+    for n in names:
+        cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
+        (tmp_path / "x.png").rename(tmp_path / n)
+    assert [p.name for p in _list_folder(tmp_path)] == ["f_\u0661.png", "f_\u0662.png", "f_3.png", "f_\u0661\u0660.png",
+                                                         "\u00b23.png"]
+
+
+def test_exr_frames_are_read_as_scene_linear(tmp_path, data_dir):
+    os.environ["OPENCV_IO_ENABLE_OPENEXR"] = "1"  # to write the test's own EXR files
+    shot = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "png", n=3)
+    exr = tmp_path / "exr"
+    exr.mkdir()
+    for k, f in enumerate(sorted(shot.glob("*.png"))):
+        srgb = cv2.imread(str(f)).astype(np.float32) / 255
+        linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        assert cv2.imwrite(str(exr / f"s_{k + 1:04d}.exr"), linear)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_ENABLE_OPENEXR"}  # the engine switches it on
+    a = subprocess.run([sys.executable, "-m", "flowstyle", "stylize", str(exr), "--out", str(tmp_path / "a"),
+                        "--size", "96"], capture_output=True, text=True, timeout=300, env=env)
+    assert a.returncode == 0, a.stderr
+    assert flowstyle(shot, "--out", tmp_path / "b", "--size", "96").returncode == 0
+    for k in (1, 3):
+        x = cv2.imread(str(tmp_path / "a" / f"frame_{k:05d}.png"), cv2.IMREAD_UNCHANGED)
+        y = cv2.imread(str(tmp_path / "b" / f"frame_{k:05d}.png"))
+        assert x.dtype == np.uint16 and np.abs(x / 257.0 - y).mean() < 1.0
+
+
+@pytest.mark.parametrize("ext, budget_mb", [(".jpg", 40), (".png", 260)])
+def test_a_huge_frame_is_decoded_reduced_and_never_held_as_full_size_floats(tmp_path, ext, budget_mb):
+    """8000x8000 at --size 256: a JPEG decodes at 1/8 (never full size), a PNG (no reduced decode)
+    is resized while still 8 bit: never the 8000x8000 float copies (2.3 GB before)."""
+    import tracemalloc
+
+    from flowstyle.io.frames import open_source
+
+    img = np.zeros((8000, 8000, 3), np.uint8)
+    img[:4000, :, 2] = 255  # red top half
+    assert cv2.imwrite(str(tmp_path / f"huge{ext}"), img)
+    del img
+    src = open_source(tmp_path / f"huge{ext}", None, 256)
+    tracemalloc.start()
+    frame = src.read(0)
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    assert frame.rgb.shape == (256, 256, 3) and frame.rgb[:120, :, 0].min() > 0.95 and frame.rgb[136:, :, 0].max() < 0.05
+    assert peak < budget_mb, f"{peak:.0f} MB"
+
+
+def test_out_of_memory_advice_converges(data_dir):
+    from flowstyle.io.frames import open_source
+    from flowstyle.pipeline import _out_of_memory
+
+    clip = data_dir / "clips" / "middlebury_rubberwhale"
+    size, seen = 1024, []
+    for _ in range(20):
+        message = _out_of_memory(open_source(clip, (1, 2), size), "cuda")
+        seen.append(message)
+        if "--size" not in message:
+            break
+        size = int(message.rsplit("--size ", 1)[1])
+    assert "--size" not in seen[-1] and "--device cpu" in seen[-1], seen
+    assert len(seen) < 8 and len(set(seen)) == len(seen), seen  # each piece of advice new, and an end to it
+
+
+EXIF_ORIENTATIONS = [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("orientation", EXIF_ORIENTATIONS)
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_exif_orientation_is_applied_like_pillow(tmp_path, orientation, ext):
+    from PIL import Image, ImageOps
+
+    from flowstyle.io.frames import open_source
+
+    stored = np.zeros((96, 192, 3), np.uint8)
+    stored[:32, :48] = 255  # a white corner patch, top left as stored
+    im = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / f"f{ext}", exif=exif.tobytes(), **({"quality": 95} if ext == ".jpg" else {}))
+    with Image.open(tmp_path / f"f{ext}") as ref:
+        upright = np.asarray(ImageOps.exif_transpose(ref).convert("L")) > 128
+    for size in (None, 48):  # full decode, and the reduced JPEG decode (1/4)
+        frame = open_source(tmp_path / f"f{ext}", None, size).read(0)
+        got = frame.rgb.mean(axis=2) > 0.5
+        want = cv2.resize(upright.astype(np.uint8), got.shape[::-1], interpolation=cv2.INTER_AREA) > 0
+        assert got.shape == want.shape and (got == want).mean() > 0.97, (orientation, size)
+
+
+def test_video_rotation_metadata_is_applied(tmp_path):
+    video = tmp_path / "v.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+    for _ in range(4):
+        f = np.zeros((64, 96, 3), np.uint8)
+        f[:10, :30] = 255
+        writer.write(f)
+    writer.release()
+    data = video.read_bytes()
+    identity = bytes.fromhex("00010000" + "00000000" * 3 + "00010000" + "00000000" * 3 + "40000000")
+    turn90 = bytes.fromhex("00000000" + "00010000" + "00000000" + "FFFF0000" + "00000000" * 4 + "40000000")
+    i = data.rfind(identity)  # the track header's display matrix: a phone's portrait clip
+    video.write_bytes(data[:i] + turn90 + data[i + len(turn90):])
+    proc = flowstyle(video, "--out", tmp_path / "o", "--style", "builtin:1")
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(tmp_path / "o" / "frame_00001.png")).shape == (96, 64, 3)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_output_files_get_the_mode_the_umask_gives(tmp_path, data_dir, umask):
+    clip = copy_frames(data_dir / "clips" / "middlebury_rubberwhale", tmp_path / "shot", n=2)
+    proc = subprocess.run([sys.executable, "-c", f"import os, sys; os.umask({umask}); from flowstyle.cli import main; "
+                           "sys.exit(main(sys.argv[1:]))", "stylize", str(clip), "--out", str(tmp_path / "o"),
+                           "--size", "64"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = [*(tmp_path / "o").glob("frame_*.png"), tmp_path / "o" / "report.json",
+               *(tmp_path / "o" / ".flowstyle" / "keys").iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o666 & ~umask)}
+
+
+def test_flow_cache_temp_files_of_killed_runs_are_removed_and_only_those(tmp_path, data_dir):
+    from flowstyle.motion.flow_cache import STALE_TEMP_SECONDS
+
+    cache = tmp_path / "cache"
+    (cache / "ab").mkdir(parents=True)
+    orphan, live = cache / "ab" / ".abcd.flow.4242.tmp", cache / "ab" / ".abce.flow.4243.tmp"
+    theirs = cache / "ab" / ".notes.tmp"
+    for p in (orphan, live, theirs):
+        p.write_bytes(b"x")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    for p in (orphan, theirs):
+        os.utime(p, (old, old))
+    proc = flowstyle(data_dir / "clips" / "middlebury_rubberwhale", "--out", tmp_path / "o", "--size", "64",
+                     "--frames", "1:2", "--cache", cache)
+    assert proc.returncode == 0, proc.stderr
+    assert not orphan.exists() and live.exists() and theirs.exists()  # a live writer's (maybe another job's) stays
+
+
+def test_a_changed_flow_cache_entry_of_the_right_size_is_recomputed(tmp_path):
+    from flowstyle.io.frames import Frame
+    from flowstyle.motion.flow import FlowEstimator
+    from flowstyle.motion.flow_cache import FlowCache
+
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur(rng.random((64, 64, 3), np.float32), (0, 0), 2)
+    a, b = Frame(0, base, None, 8, "a"), Frame(1, np.roll(base, 2, axis=1), None, 8, "b")
+    first = FlowEstimator("dis", FlowCache(tmp_path)).flow(a, b)
+    (entry,) = [p for p in tmp_path.rglob("*.flow")]
+    data = bytearray(entry.read_bytes())
+    data[-200:] = bytes(200)  # same size, other numbers
+    entry.write_bytes(bytes(data))
+    assert FlowCache(tmp_path).get("dis", a, b) is None
+    again = FlowEstimator("dis", FlowCache(tmp_path)).flow(a, b)
+    assert np.array_equal(again, first) and FlowCache(tmp_path).get("dis", a, b) is not None
+
+
+@pytest.fixture
+def fake_ray(monkeypatch, tmp_path):
+    """Ray's module with init replaced: records the auth mode the driver would connect with."""
+    ray = pytest.importorskip("ray")
+    seen = {}
+
+    def init(**kw):
+        seen["mode"] = os.environ.get("RAY_AUTH_MODE")
+        if seen.get("refuse"):
+            raise ray.exceptions.AuthenticationError("Authentication failed")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return seen
+
+
+def test_a_token_cluster_is_reached_with_the_saved_token(fake_ray, tmp_path):
+    from flowstyle.scale.ray import _connect
+
+    _connect("127.0.0.1:6390")
+    assert fake_ray["mode"] is None  # no token: Ray's own default
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("t0ken")  # what 'ray start --head' saves
+    _connect("127.0.0.1:6390")
+    assert fake_ray["mode"] == "token"
+
+
+def test_a_refused_token_is_said_as_such(fake_ray):
+    from flowstyle import FlowstyleError
+    from flowstyle.scale.ray import _connect
+
+    fake_ray["refuse"] = True
+    with pytest.raises(FlowstyleError, match="uses token authentication.*RAY_AUTH_TOKEN"):
+        _connect("127.0.0.1:6390")
+
+
+def test_ray_client_address_without_the_client_is_one_line(monkeypatch):
+    import importlib.util
+
+    pytest.importorskip("ray")
+    from flowstyle import FlowstyleError
+    from flowstyle.scale.ray import _connect
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
+    with pytest.raises(FlowstyleError, match=r"needs Ray's client \(grpcio\): run 'pip install \"ray\[client\]==2.60.0\"'"):
+        _connect("ray://head:10001")

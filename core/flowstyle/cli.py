@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -20,10 +19,11 @@ from typing import Optional, Sequence
 
 from .base import VERSION
 from .base.errors import FlowstyleError
-from .io.report import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_TERMINATED
+from .io.progress import Progress
+from .io.report import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 from .settings import RunOptions, Settings, describe_default
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "UsageError"]
 
 
 def _add_field(parser: argparse.ArgumentParser, groups: dict, f: dataclasses.Field) -> None:
@@ -46,8 +46,9 @@ def _add_field(parser: argparse.ArgumentParser, groups: dict, f: dataclasses.Fie
     target.add_argument(flag, **kw)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flowstyle", description="Temporally coherent neural style transfer for video.")
+def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
+    """The ``flowstyle`` parser; with ``json_errors`` a usage error raises :class:`UsageError`."""
+    p = (_JsonErrorParser if json_errors else argparse.ArgumentParser)(prog="flowstyle", description="Temporally coherent neural style transfer for video.")
     p.add_argument("--version", action="version", version=f"flowstyle {VERSION}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -81,40 +82,25 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, RunOptions]:
     return settings, options
 
 
-class _Progress:
-    """Event sink: JSON lines, or a tqdm bar, on stderr."""
+class UsageError(Exception):
+    """A command line argparse refused (exit 2); raised instead of printing when events are JSON lines."""
 
-    def __init__(self, json_lines: bool):
-        self.json_lines = json_lines
-        self._bar = None
-        self._lock = threading.Lock()
 
-    def __call__(self, event: dict) -> None:
-        with self._lock:
-            if self.json_lines:
-                sys.stderr.write(json.dumps(event) + "\n")
-                sys.stderr.flush()
-                return
-            kind = event.get("event")
-            if kind == "start":
-                from tqdm import tqdm
+class _JsonErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is an exception the caller turns into JSON events."""
 
-                self._bar = tqdm(total=event["total"], unit="frame", desc="flowstyle", file=sys.stderr)
-            elif kind == "frame" and self._bar is not None and not event.get("stitched"):
-                self._bar.update(1)
-            elif kind in ("warning", "error"):
-                message = f"{kind}: {event['message']}"
-                if self._bar is not None:
-                    self._bar.write(message, file=sys.stderr)  # tqdm.write goes to stdout unless told
-                else:
-                    print(message, file=sys.stderr)
-            elif kind == "done" and self._bar is not None:
-                self._bar.close()
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON lines (also when it is otherwise wrong, and abbreviated)."""
+    return any(len(a) > 3 and "--json-progress".startswith(a.split("=")[0]) for a in argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    emit = _Progress(getattr(args, "json_progress", False))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    emit = Progress(_wants_json(argv)).start()
     cancelled = threading.Event()
     received: list[int] = []
 
@@ -126,6 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     old = {sig: signal.signal(sig, on_signal) for sig in stops}
     status, code = "failed", EXIT_ERROR
     try:
+        args = build_parser(json_errors=emit.json_lines).parse_args(argv)
         from .pipeline import run
 
         settings, options = settings_from_args(args)
@@ -135,6 +122,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             summ = report.summary()
             print(f"{summ['frames_total']} frames in {args.out} ({summ['seconds_per_frame']:.2f} s/frame, "
                   f"warping error {summ['warping_error_mean']})", file=sys.stderr)
+    except UsageError as exc:
+        emit({"event": "error", "message": str(exc)})
+        code = EXIT_USAGE
+    except SystemExit as exc:  # argparse: --help, --version (stdout), or a usage error (printed, exit 2)
+        status, code = ("ok", EXIT_OK) if not exc.code else ("failed", exc.code)
     except FlowstyleError as exc:
         emit({"event": "error", "message": str(exc)})
     except MemoryError:
@@ -148,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    emit({"event": "done", "status": status})
+        emit.finish(status)
     if status == "cancelled" and received and received[0] == signal.SIGTERM:
         return EXIT_TERMINATED  # stopped by the system (a farm's kill), after the current frame was written
     return code if status != "ok" else EXIT_OK

@@ -33,10 +33,12 @@ from .motion.flow_cache import FlowCache
 from .quality.run import preview_quality, run_quality
 from .scale.chunks import plan_chunks
 from .scale.ray import run_distributed
-from .scale.stitch import stitch_chunks
+from .scale.stitch import check_chunks_written, stitch_chunks
 from .settings import RunOptions, Settings
 
 __all__ = ["stylize", "run"]
+
+OOM_FLOOR = 64  # the smallest --size the out-of-memory advice suggests
 
 StyleArg = Union[str, StyleRef, Sequence[Union[str, StyleRef]], None]
 KeyframesArg = Union[str, Path, dict, None]
@@ -85,12 +87,17 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
     timeline = load_keyframes(settings, len(src), keyframes)
     _check_styles(timeline)
     src.check_frames()
+    _check_chunks(options, len(src))
     _check_no_overwrite(out, src, timeline, settings.keyframes if keyframes is None else keyframes)
+    if options.stitch:
+        check_chunks_written(out, len(src), options.chunks)
+    if options.cache_dir:  # first: a refused run leaves no output folder behind
+        _check_writable(Path(options.cache_dir), "--cache")
     _check_writable(out)
     ctx = _context(src, settings, out, device, timeline, options, on_event or (lambda e: None), cancel or (lambda: False))
     with OutputLock(out, options.chunk) if options.lock else contextlib.nullcontext():
         if options.lock:
-            _remove_stale_temps(out)
+            _remove_stale_temps(out, Path(options.cache_dir) if options.cache_dir else names.flow_cache_dir(out))
         try:
             for message in src.warnings:
                 ctx.report.warnings.append(message)
@@ -124,15 +131,29 @@ def _as_styles(style: StyleArg) -> tuple[StyleRef, ...]:
     return tuple(s if isinstance(s, StyleRef) else parse_style(s) for s in items)
 
 
-def _check_writable(out: Path) -> None:
-    """Make the output folder and write a probe into it; the probe's name is this process's own, since
-    the chunk jobs of a farm or Ray run probe the same folder at the same time."""
+def _check_writable(folder: Path, flag: str = "--out") -> None:
+    """Make the folder (``--out``: its state folder) and write a probe into it; the probe's name is
+    this process's own, since the chunk jobs of a farm or Ray run probe the same folder at the same time."""
+    what = "output folder" if flag == "--out" else "flow cache folder"
+    if folder.exists() and not folder.is_dir():
+        raise FlowstyleError(f"{flag} '{folder}' is a file, not a folder: give a folder ({what})")
+    inside = names.state_dir(folder) if flag == "--out" else folder
     try:
-        names.state_dir(out).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=names.state_dir(out), prefix=".probe-"):
+        inside.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=inside, prefix=".probe-"):
             pass
     except OSError as exc:
-        raise FlowstyleError(f"cannot write to output folder '{out}': {exc.strerror or exc}; choose a writable --out") from None
+        raise FlowstyleError(f"cannot write to {what} '{folder}': {exc.strerror or exc}; "
+                             f"choose a writable {flag}") from None
+
+
+def _check_chunks(options: RunOptions, length: int) -> None:
+    """A farm's chunk count must fit the clip: each chunk needs a frame."""
+    n = options.chunk[1] if options.chunk else options.chunks if options.stitch else None
+    if n is not None and n > length:
+        flag = f"--chunk {options.chunk[0]}/{n}" if options.chunk else f"--chunks {n}"
+        raise FlowstyleError(f"{flag}: the clip has only {length} frames, so at most {length} chunks; "
+                             f"split it into {length} or fewer (and stitch with the same --chunks)")
 
 
 def _key(path: Path) -> str:
@@ -243,17 +264,24 @@ def _chunk_job(source: str, settings: Settings, out: str, options: RunOptions, k
     return {"status": report.status, "frames": report.frames}
 
 
-def _remove_stale_temps(out: Path) -> None:
-    """Temp files left by a killed run (atomic writes that never reached their rename), and only those."""
+def _remove_stale_temps(out: Path, cache: Path) -> None:
+    """Temp files left by a killed run (atomic writes that never reached their rename), and only those;
+    in the flow cache, which other jobs may share, only those old enough to be orphans."""
     for p in names.stale_temp_files(out):
         p.unlink(missing_ok=True)
+    FlowCache(cache).remove_stale_temps()
 
 
 def _out_of_memory(src: FrameSource, device: str) -> str:
+    """Advice that converges: a smaller --size (about half the pixels) while one above the floor
+    helps, then, at the floor, what else frees memory (never the same --size again)."""
+    where = f"out of memory stylizing {src.width}x{src.height} frames on {device}"
     side = max(src.size)
-    fit = max(64, int(side * 0.7) // 16 * 16)
-    return (f"out of memory stylizing {src.width}x{src.height} frames on {device}: "
-            f"use a smaller working size, e.g. --size {fit}")
+    fit = int(side * 0.7) // 16 * 16
+    if fit >= OOM_FLOOR:
+        return f"{where}: use a smaller working size, e.g. --size {fit}"
+    other = "--device cpu (slower, uses RAM)" if device != "cpu" else "a machine with more memory"
+    return f"{where}, already near the smallest useful size: close other programs using memory, or use {other}"
 
 
 def _preview(ctx: RunContext, timeline: Timeline, index: int) -> None:

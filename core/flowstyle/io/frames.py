@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 
 from ..base.errors import FlowstyleError
-from .images import IMAGE_EXTENSIONS, decode_file, normalize
+from .images import IMAGE_EXTENSIONS, REDUCIBLE, decode_file, normalize
+from .integrity import check_video_frames, checked_image_size
+from .video import open_video
 
 __all__ = ["Frame", "FrameSource", "open_source", "fit_size", "MIN_SIDE"]
 
@@ -78,6 +80,8 @@ class FrameSource:
         self.native_count, self.native_size = count, native
         self.start, self.end = start, end  # 1-based inclusive, in the input's own order
         self.size = fit_size(*native, max_side)  # (width, height) at working resolution
+        # decoders that can (JPEG) decode at 1/2, 1/4 or 1/8 when the working size is that much smaller
+        self._reduce = max([r for r in (1, 2, 4, 8) if min(n // r - w for n, w in zip(native, self.size)) >= 0])
         self._cap: Optional[cv2.VideoCapture] = None
         self._cap_pos = -1
 
@@ -99,17 +103,19 @@ class FrameSource:
         """Raw OpenCV array of frame ``native_index`` (0-based in the whole input)."""
         if self.kind != "video":
             f = self._files[native_index]
-            raw = decode_file(f)
+            raw = decode_file(f, self._reduce)
             if raw is None:
                 raise FlowstyleError(f"cannot decode frame '{f}': the file is damaged or not an image; replace or remove it")
-            if (raw.shape[1], raw.shape[0]) != self.native_size:
+            expected = [-(-n // self._reduce) for n in self.native_size] if f.suffix.lower() in REDUCIBLE \
+                else self.native_size  # a reduced decode rounds up
+            if [raw.shape[1], raw.shape[0]] != list(expected):
                 raise FlowstyleError(
                     f"frame '{f}' is {raw.shape[1]}x{raw.shape[0]} but the clip is "
                     f"{self.native_size[0]}x{self.native_size[1]}: all frames of a sequence must have one size"
                 )
             return raw
         if self._cap is None:
-            self._cap = cv2.VideoCapture(str(self.path))
+            self._cap = open_video(self.path)
             self._cap_pos = 0
         if native_index != self._cap_pos:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, native_index)
@@ -124,21 +130,16 @@ class FrameSource:
         return raw
 
     def check_frames(self) -> None:
-        """Check every frame file of the range has the clip's size, reading headers only.
+        """Check every frame of the range decodes, and (files) has the clip's size, as cheaply as
+        its format allows (:mod:`flowstyle.io.integrity`).
 
-        Run before any work, so a mixed-size folder is refused before a frame is written.
+        Run before any work, so a damaged or mixed-size shot is refused before a frame is written.
         """
         if self.kind == "video":
+            check_video_frames(self.path, self.end)
             return
-        from PIL import Image, UnidentifiedImageError
-
-        for f in self._files[self.start - 1:self.end]:
-            try:
-                with Image.open(f) as im:
-                    size = im.size
-            except (OSError, UnidentifiedImageError):  # a format PIL does not know: decode it fully
-                raw = self._decode(self._files.index(f))
-                size = (raw.shape[1], raw.shape[0])
+        for f in self.files or self._files:
+            size = checked_image_size(f)
             if size != self.native_size:
                 raise FlowstyleError(
                     f"frame '{f}' is {size[0]}x{size[1]} but the clip is "
@@ -149,11 +150,8 @@ class FrameSource:
         """Frame ``k`` (0-based within the range) at working size."""
         if not 0 <= k < len(self):
             raise IndexError(f"frame {k} outside 0..{len(self) - 1}")
-        raw = self._decode(self.start - 1 + k)
+        raw = _resize(self._decode(self.start - 1 + k), self.size)  # before the float copy: a huge frame stays cheap
         rgb, alpha, depth = normalize(raw, f"frame {self.start + k} of '{self.path}'")
-        rgb = _resize(rgb, self.size)
-        if alpha is not None:
-            alpha = _resize(alpha, self.size)
         return Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
 
     @property
@@ -173,8 +171,15 @@ class FrameSource:
 
 def _list_folder(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    key = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]  # natural order
-    return sorted(files, key=key)
+    return sorted(files, key=_natural_key)
+
+
+def _natural_key(p: Path) -> list:
+    """Natural order: runs of decimal digits, in any script (``re``'s ``\\d`` and ``int`` agree on which
+    those are), compare as numbers; the rest (``²`` too, a digit to ``str.isdigit`` but not a number)
+    compares as text. Numbers and text never meet at one position, so mixed names sort too."""
+    parts = re.split(r"(\d+)", p.name)
+    return [(1, int(t), "") if i % 2 else (0, 0, t) for i, t in enumerate(parts)]
 
 
 def _list_pattern(pattern: str) -> tuple[list[Path], Optional[int]]:
@@ -243,7 +248,7 @@ def open_source(path: str | Path, frames: Optional[tuple[int, int]] = None, max_
         raise FlowstyleError(f"input '{p}' does not exist: give a video file, a folder of frames or a pattern like shot_%04d.png")
 
     if kind == "video":
-        cap = cv2.VideoCapture(str(p))
+        cap = open_video(p)
         ok, first = cap.read() if cap.isOpened() else (False, None)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
         cap.release()

@@ -27,8 +27,11 @@ def _try_lock(path: Path, shared: bool) -> Optional[int]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
+        if path.is_dir():  # IsADirectoryError on POSIX, PermissionError on Windows
+            raise FlowstyleError(f"the lock file '{path}' is a folder: remove it (no flowstyle job makes it) "
+                                 "and run again") from None
         raise FlowstyleError(f"cannot create the lock file '{path}': {exc.strerror or exc}; "
-                             "check the output folder is writable (and that the path is not a folder)") from None
+                             "check the output folder is writable") from None
     try:
         if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             import msvcrt

@@ -11,11 +11,12 @@ from typing import Optional
 
 from .images import atomic_write_bytes
 
-__all__ = ["Report", "peak_memory_mb", "EXIT_OK", "EXIT_ERROR", "EXIT_CANCELLED", "EXIT_TERMINATED"]
+__all__ = ["Report", "peak_memory_mb", "EXIT_OK", "EXIT_ERROR", "EXIT_CANCELLED", "EXIT_TERMINATED",
+           "EXIT_USAGE"]
 
 # argparse exits 2 on a usage error; SIGINT gives 130 and SIGTERM 143 (128 + the signal), after the
 # current frame is written and the report and ``done`` are out
-EXIT_OK, EXIT_ERROR, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 130, 143
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 STAGES = ("decode", "flow", "stylize", "temporal", "write")
 
 

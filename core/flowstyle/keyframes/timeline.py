@@ -143,6 +143,13 @@ def _where(source: str, what: str) -> str:
     return f"keyframe file '{source}', {what}"
 
 
+def _kind(value) -> str:
+    """What a JSON value is, in the file's words (never the value itself: it may be huge or deep)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), "a number")
+
+
 def _frame(entry: dict, length: int, source: str, what: str) -> int:
     f = entry.get("frame")
     if isinstance(f, bool) or not isinstance(f, int):
@@ -174,6 +181,10 @@ def parse_keyframes(data: dict, length: int, base_styles: tuple[StyleRef, ...], 
     unknown = set(data) - {"keys", "overrides"}
     if unknown:
         raise FlowstyleError(f"keyframe file '{source}': unknown field(s) {', '.join(sorted(unknown))}; use 'keys' and 'overrides'")
+    for name in ("keys", "overrides"):
+        if not isinstance(data.get(name, []), list):
+            raise FlowstyleError(f"keyframe file '{source}': '{name}' must be a list of objects, got "
+                                 f"{_kind(data[name])}; leave it out when there are none")
     keys, seen = [], set()
     for n, entry in enumerate(data.get("keys", []), 1):
         what = f"key {n}"
@@ -211,7 +222,10 @@ def parse_keyframes(data: dict, length: int, base_styles: tuple[StyleRef, ...], 
         if frame in seen:
             raise FlowstyleError(f"{_where(source, what)}: a second override at frame {frame + 1}; one per frame")
         seen.add(frame)
-        image = Path(str(entry["image"]))
+        if not isinstance(entry["image"], str) or not entry["image"]:
+            raise FlowstyleError(f"{_where(source, what)}: 'image' must be a file name like \"painted_0012.png\", "
+                                 f"got {_kind(entry['image'])}")
+        image = Path(entry["image"])
         image = image if image.is_absolute() else folder / image
         if not image.is_file():
             raise FlowstyleError(f"{_where(source, what)}: painted image '{image}' not found (paths are relative to the keyframe file)")
@@ -247,4 +261,8 @@ def load_keyframes(settings: Settings, length: int, keyframes: Union[str, Path, 
         raise FlowstyleError(f"cannot read keyframe file '{path}': {exc}") from None
     except json.JSONDecodeError as exc:
         raise FlowstyleError(f"keyframe file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except (RecursionError, ValueError) as exc:  # nested past Python's stack, or an integer of thousands of digits
+        what = "is nested too deeply" if isinstance(exc, RecursionError) else f"holds a value Python cannot read ({str(exc).split(':')[0]})"
+        raise FlowstyleError(f"keyframe file '{path}' {what}: keys and overrides are flat lists of objects "
+                             "(see the README's keyframe format)") from None
     return parse_keyframes(data, length, settings.styles, path.resolve().parent, str(path))

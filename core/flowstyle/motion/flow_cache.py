@@ -1,20 +1,37 @@
-"""Flows on disk, keyed by (frame contents, resolution, backend), so reruns and --resume skip them."""
+"""Flows on disk, keyed by (frame contents, resolution, backend), so reruns and --resume skip them.
+
+Each entry is ``KEY.flow``: a 16-byte BLAKE2b digest of what follows, then the flow as a float16
+``.npy``. An entry whose bytes changed (a bad disk, a copy gone wrong, a hand edit of the right
+size) fails its digest and is recomputed, never used. Writes go through ``.KEY.flow.PID.tmp`` and
+a rename; the temp files of killed runs are removed once they are old enough that no live writer
+(this host's or another's, on a shared cache) can still own them.
+"""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from ..base.errors import FlowstyleError
 from ..io.frames import Frame
 
-__all__ = ["FlowCache"]
+__all__ = ["FlowCache", "STALE_TEMP_SECONDS"]
+
+STALE_TEMP_SECONDS = 600  # a flow is written in well under a second: a temp file this old was orphaned
+_DIGEST = 16
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_DIGEST).digest()
 
 
 class FlowCache:
-    """Flows on disk, keyed by (frame contents, resolution, backend); float16 .npy files."""
+    """Flows on disk, keyed by (frame contents, resolution, backend); checksummed float16 entries."""
 
     def __init__(self, folder: Optional[Path]):
         self.folder = Path(folder) if folder else None
@@ -24,14 +41,17 @@ class FlowCache:
             return None
         h, w = a.rgb.shape[:2]
         key = hashlib.blake2b(f"{backend}|{w}x{h}|{a.key}|{b.key}".encode(), digest_size=16).hexdigest()
-        return self.folder / key[:2] / f"{key}.npy"
+        return self.folder / key[:2] / f"{key}.flow"
 
     def get(self, backend: str, a: Frame, b: Frame) -> Optional[np.ndarray]:
         p = self._path(backend, a, b)
         if p is None or not p.is_file():
             return None
         try:
-            return np.load(p).astype(np.float32)
+            data = p.read_bytes()
+            if len(data) <= _DIGEST or _digest(data[_DIGEST:]) != data[:_DIGEST]:
+                return None  # changed on disk: recomputed (and rewritten) by the caller
+            return np.load(io.BytesIO(data[_DIGEST:])).astype(np.float32)
         except (OSError, ValueError):
             return None  # a damaged cache entry is recomputed
 
@@ -39,8 +59,30 @@ class FlowCache:
         p = self._path(backend, a, b)
         if p is None:
             return
-        p.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, flow.astype(np.float16))
+        body = buf.getvalue()
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, flow.astype(np.float16))
-        os.replace(tmp, p)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(_digest(body) + body)
+            os.replace(tmp, p)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+            raise FlowstyleError(f"cannot write the flow cache in '{self.folder}': {exc.strerror or exc}; "
+                                 "free space there or give --cache another folder") from None
+
+    def remove_stale_temps(self, max_age: float = STALE_TEMP_SECONDS) -> int:
+        """Delete the cache's own temp files older than ``max_age`` seconds; returns how many."""
+        if self.folder is None or not self.folder.is_dir():
+            return 0
+        removed, now = 0, time.time()
+        for p in self.folder.glob("??/.*.flow.*.tmp"):
+            try:
+                if now - p.stat().st_mtime > max_age:
+                    p.unlink()
+                    removed += 1
+            except OSError:
+                pass  # gone already, or not ours to remove
+        return removed

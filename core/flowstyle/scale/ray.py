@@ -11,6 +11,9 @@ nothing above it.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
 from typing import Callable, Optional
 
 from ..base.errors import Cancelled, FlowstyleError
@@ -27,17 +30,49 @@ __all__ = ["run_distributed", "ChunkJob"]
 ChunkJob = Callable[..., dict]
 
 
+RAY_PIN = "ray[client]==2.60.0"
+
+
+def _token_available() -> bool:
+    """Whether a Ray auth token is where Ray looks for one (env var, env path, ~/.ray/auth_token)."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or Path(path).is_file()
+
+
 def _connect(address: str):
+    """Ray, connected to the cluster at ``address`` (a new local one when empty).
+
+    The documented ways in work as documented: ``ray://HOST:10001`` needs Ray's client (grpc), said
+    in one line when missing; a cluster from ``ray start --head`` (Ray 2.60 turns token
+    authentication on) is reached with the token ``ray start`` saved, by switching the driver to
+    token mode (``RAY_AUTH_MODE=token``) when the user has not chosen a mode and a token is there.
+    """
     try:
         import ray  # optional heavy dependency: imported only when --ray is used
     except ImportError:
-        raise FlowstyleError("--ray needs Ray: run 'pip install \"ray==2.60.0\"' in the engine environment") from None
+        raise FlowstyleError(f"--ray needs Ray: run 'pip install \"{RAY_PIN}\"' in the engine environment") from None
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise FlowstyleError(f"--ray {address} needs Ray's client (grpcio): run 'pip install \"{RAY_PIN}\"' in the "
+                             "engine environment, or give the cluster's GCS address (HOST:6379) instead")
+    if address and "RAY_AUTH_MODE" not in os.environ and _token_available():
+        os.environ["RAY_AUTH_MODE"] = "token"  # before Ray reads its config; its workers inherit it
     if not ray.is_initialized():
         try:
             ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except ray.exceptions.AuthenticationError:
+            raise FlowstyleError(_auth_advice(address)) from None
         except ConnectionError as exc:
+            if "auth" in str(exc).lower() or "token" in str(exc).lower():
+                raise FlowstyleError(_auth_advice(address)) from None
             raise FlowstyleError(f"cannot reach the Ray cluster at '{address}': {exc}; check the address or omit it for a local cluster") from None
     return ray
+
+
+def _auth_advice(address: str) -> str:
+    mode = os.environ.get("RAY_AUTH_MODE", "unset")
+    return (f"the Ray cluster at '{address}' refused the connection: it uses token authentication (Ray 2.60's "
+            f"default for 'ray start --head'; RAY_AUTH_MODE here is {mode}): give the engine the cluster's token "
+            "as RAY_AUTH_TOKEN or in ~/.ray/auth_token (from 'ray get-auth-token' on the head) with RAY_AUTH_MODE=token")
 
 
 def run_distributed(ctx: RunContext, timeline: Timeline, chunk_job: ChunkJob, *, source, keyframes,

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..base.errors import FlowstyleError
 from ..context import RunContext
 from ..fast.run import FrameSolver
 from ..io.images import read_image, write_png
@@ -14,7 +16,16 @@ from ..keyframes.timeline import Timeline
 from ..motion.metrics import warping_error
 from .chunks import Chunk
 
-__all__ = ["stitch_boundary", "stitch_chunks"]
+__all__ = ["stitch_boundary", "stitch_chunks", "check_chunks_written"]
+
+
+def check_chunks_written(out: Path, length: int, chunks: int) -> None:
+    """Before a stitch: every frame of the shot is in ``out``, so the chunk jobs have all run."""
+    missing = [k for k in range(1, length + 1) if not (Path(out) / frame_name(k)).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise FlowstyleError(f"flowstyle stitch: '{out}' has no {frame_name(missing[0])}{more}: run all {chunks} chunk "
+                             f"jobs ('flowstyle stylize ... --chunk I/{chunks}') into this --out first, then stitch")
 
 
 def _read_output(ctx: RunContext, k: int) -> np.ndarray:
