@@ -18,7 +18,7 @@ from ..motion.warp import warp
 from .magenta import MagentaStylizer
 from .solve import band_solve, pcg_solve
 
-__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability"]
+__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability", "perframe_target"]
 
 
 def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch.Tensor, flow_bw: torch.Tensor,
@@ -70,6 +70,16 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     return to_array(x)
 
 
+def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame) -> np.ndarray:
+    """The per-frame stylization p̂_i of ``frame``: the network with the style mix and strength at its
+    place in the shot, no temporal step. (H, W, 3) float in [0, 1]."""
+    k = frame.index
+    stylizer.configure(timeline.styles_at(k))
+    target = stylizer(frame.rgb)
+    strength = timeline.weight_at(k, "strength", 1.0)
+    return strength * target + (1.0 - strength) * frame.rgb if strength < 1.0 else target
+
+
 class FrameSolver:
     """Fast mode for one frame at a time: stylize, then the temporal solve (or the painted frame).
 
@@ -90,11 +100,7 @@ class FrameSolver:
         if painted is not None:  # the artist's frame is the output; neighbours are pulled towards it
             return quantize(painted, frame.bit_depth)
         t = time.perf_counter()
-        self.stylizer.configure(self.timeline.styles_at(k))
-        target = self.stylizer(frame.rgb)
-        strength = self.timeline.weight_at(k, "strength", 1.0)
-        if strength < 1.0:
-            target = strength * target + (1.0 - strength) * frame.rgb
+        target = perframe_target(self.stylizer, self.timeline, frame)
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
         # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
