@@ -279,7 +279,7 @@ def _review(ctx: RunContext, timeline: Timeline, options: RunOptions) -> None:
     for k in range(n):
         ctx.check_cancel()
         columns[1].add(k, read_image(ctx.out / names.frame_name(k + 1), "output frame")[0])
-    means = [f"{c.title} {np.mean([v for v in c.errors.values() if v is not None]):.4f}"
+    means = [f"{c.title} {np.mean([v for v in c.errors.values() if v is not None]):.4g}"
              for c in columns[1:] if any(v is not None for v in c.errors.values())]
     title = (f"{Path(str(ctx.source.path)).name}: {ctx.settings.mode} mode, {n} frames at {ctx.source.width}x"
              f"{ctx.source.height}" + (f"; mean warping error: {', '.join(means)}" if means else ""))

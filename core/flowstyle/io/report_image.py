@@ -197,7 +197,7 @@ def _plot_errors(ax, columns: Sequence[Column], count: int, keys: Sequence[int],
         if frames:
             mean = float(np.mean([col.errors[k] for k in frames]))
             ax.plot(frames, [col.errors[k] for k in frames], marker=".", markersize=3, linewidth=1,
-                    color=colors.get(col.title), label=f"{col.title} (mean {mean:.4f})")
+                    color=colors.get(col.title), label=f"{col.title} (mean {mean:.4g})")
     for frames, style, label in ((keys, "--", "style key"), (overrides, ":", "painted override")):
         for i, k in enumerate(frames):
             ax.axvline(k, color="0.35", linestyle=style, linewidth=1, label=label if i == 0 else None)
