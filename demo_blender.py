@@ -8,8 +8,11 @@
    blocking path ``blender -b`` uses) with a built-in style: the result strip lands above it.
 4. Renders the edit's sequencer to ``DIR/flowstyle.mp4``.
 5. Runs the engine once more with ``--temporal-weight 0`` (per-frame stylization, which
-   flickers) and writes ``DIR/side_by_side.png``: source / per-frame / flowstyle, and the
-   temporal (warping) error of both from the engine's reports.
+   flickers) and writes ``DIR/side_by_side.png``: source / per-frame / flowstyle as stills, and
+   under them each one's time slice (the middle row of every frame stacked over time, the
+   engine's own ``time_slice``: flicker is noise across the streaks), with the temporal (warping)
+   error of both from the engine's reports. Each result folder also holds the engine's
+   ``report.png``.
 
 Runs in about a minute on 2 CPU cores. Needs the bpy module and the engine in this Python
 (``python install.py`` sets both up).
@@ -152,13 +155,31 @@ def warping_error(folder: Path) -> float | None:
         return None
 
 
-def side_by_side(rows: list[int], columns: list[tuple[str, Path, str]], path: Path) -> None:
-    """A grid: one row per frame, one column per version, labelled."""
+def slice_tile(folder: Path, pattern: str, count: int) -> tuple["Image.Image", float]:
+    """The engine's time slice of ``count`` frames (one row each, time running down), stretched to a
+    tile, and its mean row-to-row change."""
+    import numpy as np
+    from PIL import Image
+    from flowstyle.io.report_image import slice_change, time_slice
+
+    def frames():
+        for i in range(1, count + 1):
+            yield np.asarray(Image.open(folder / pattern.format(i)).convert("RGB").resize(SIZE), np.float32) / 255
+
+    s = time_slice(frames())
+    tile = Image.fromarray((s * 255 + 0.5).astype(np.uint8)).resize((SIZE[0], max(SIZE[1], count)), Image.NEAREST)
+    return tile, slice_change(s)
+
+
+def side_by_side(rows: list[int], columns: list[tuple[str, Path, str]], path: Path, count: int) -> None:
+    """A grid: one row per frame, one column per version, labelled; under them each version's time slice."""
     from PIL import Image, ImageDraw
 
     label_h, pad = 16, 4
     w, h = SIZE
-    sheet = Image.new("RGB", (len(columns) * (w + pad) + pad, len(rows) * (h + pad) + pad + label_h), "white")
+    slice_h = max(h, count)
+    sheet = Image.new("RGB", (len(columns) * (w + pad) + pad,
+                              len(rows) * (h + pad) + 2 * pad + 2 * label_h + slice_h), "white")
     draw = ImageDraw.Draw(sheet)
     for c, (title, folder, pattern) in enumerate(columns):
         x = pad + c * (w + pad)
@@ -169,6 +190,10 @@ def side_by_side(rows: list[int], columns: list[tuple[str, Path, str]], path: Pa
             sheet.paste(tile, (x, y))
             if c == 0:
                 draw.text((x + 4, y + 4), f"frame {frame}", fill="white")
+        tile, change = slice_tile(folder, pattern, count)
+        y = label_h + pad + len(rows) * (h + pad)
+        draw.text((x + 2, y + 2), f"time slice (time runs down): change {change:.3f}", fill="black")
+        sheet.paste(tile, (x, y + label_h))
     sheet.save(path)
 
 
@@ -240,7 +265,7 @@ def main(argv=None) -> int:
     sheet = out / "side_by_side.png"
     side_by_side(sorted(picks), [("source", out / "source", "frame_{:04d}.png"),
                                  ("per-frame (temporal weight 0)", baseline, "frame_{:05d}.png"),
-                                 ("flowstyle", stylized, "frame_{:05d}.png")], sheet)
+                                 ("flowstyle", stylized, "frame_{:05d}.png")], sheet, args.frames)
 
     flicker, ours = warping_error(baseline), warping_error(stylized)
     _log(f"wrote {sheet}")

@@ -21,13 +21,13 @@ bl_info = {
 if "bpy" in locals():  # F8 / script reload: pick up edited modules
     import importlib
 
-    for _module in (compat, worker, properties, preferences, planning, results, jobs,  # noqa: F821
-                    operators, panels):  # noqa: F821
+    for _module in (compat, worker, properties, preferences, planning, results, run_report,  # noqa: F821
+                    jobs, operators, panels):  # noqa: F821
         importlib.reload(_module)
 
 import bpy  # noqa: E402
 
-from . import compat, worker, properties, preferences, planning, results, jobs, operators, panels  # noqa: E402,F401
+from . import compat, worker, properties, preferences, planning, results, run_report, jobs, operators, panels  # noqa: E402,F401
 
 _modules = (properties, preferences, operators, panels)
 

@@ -1,4 +1,4 @@
-"""Operators: preview, stylize, update, cancel, remove; style and keyframe lists; render all.
+"""Operators: preview, stylize, update, cancel, remove, open report; style and keyframe lists; render all.
 
 Operators stay thin (STYLE 13): ``poll`` is cheap and says why not; user problems become
 one ``self.report({'ERROR'}, line)``. Engine jobs run modal in the UI (a timer steps
@@ -11,7 +11,7 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import compat, jobs, planning, preferences, results
+from . import compat, jobs, planning, preferences, results, run_report
 from .planning import PlanError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "FLOWSTYLE_OT_update",
     "FLOWSTYLE_OT_cancel",
     "FLOWSTYLE_OT_remove_result",
+    "FLOWSTYLE_OT_open_report",
     "FLOWSTYLE_OT_style_add",
     "FLOWSTYLE_OT_style_remove",
     "FLOWSTYLE_OT_keyframe_add",
@@ -236,6 +237,44 @@ class FLOWSTYLE_OT_remove_result(bpy.types.Operator):
         return {'FINISHED'}
 
 
+def _report_image(context):
+    """report.png of the active strip's result (or of the active result strip), or None."""
+    strip = _source_strip(context)
+    if strip is None:
+        return None
+    result = results.result_strip(compat.sequencer_scene(context).sequence_editor, strip)
+    return None if result is None else run_report.result_folder(result) / run_report.REPORT_IMAGE
+
+
+class FLOWSTYLE_OT_open_report(bpy.types.Operator):
+    """Show the result's report.png (frames, time slices, warping error over the shot) in an Image Editor"""
+
+    bl_idname = "flowstyle.open_report"
+    bl_label = "Open Report"
+
+    @classmethod
+    def poll(cls, context):
+        path = _report_image(context)
+        if path is None:
+            cls.poll_message_set("Select a stylized strip or its source")
+            return False
+        return True
+
+    def execute(self, context):
+        path = _report_image(context)
+        if not path.is_file():
+            self.report({'ERROR'}, f"no report picture at '{path}': stylize the strip again (the engine writes "
+                                   "report.png unless run with --no-report-image)")
+            return {'CANCELLED'}
+        try:
+            message = run_report.show_image(context, path)
+        except RuntimeError as exc:  # bpy.data.images.load: unreadable file
+            self.report({'ERROR'}, f"cannot open '{path}': {exc}")
+            return {'CANCELLED'}
+        self.report({'INFO'}, message)
+        return {'FINISHED'}
+
+
 class _SourceSettings:
     @classmethod
     def poll(cls, context):
@@ -427,6 +466,7 @@ classes = (
     FLOWSTYLE_OT_update,
     FLOWSTYLE_OT_cancel,
     FLOWSTYLE_OT_remove_result,
+    FLOWSTYLE_OT_open_report,
     FLOWSTYLE_OT_style_add,
     FLOWSTYLE_OT_style_remove,
     FLOWSTYLE_OT_keyframe_add,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.types import Panel, UIList
 
-from . import compat, jobs, planning, preferences, results
+from . import compat, jobs, planning, preferences, results, run_report
 
 __all__ = ["FLOWSTYLE_UL_styles", "FLOWSTYLE_UL_keyframes", "FLOWSTYLE_PT_strip", "FLOWSTYLE_PT_advanced",
            "FLOWSTYLE_PT_keyframes"]
@@ -73,6 +73,14 @@ class FLOWSTYLE_UL_keyframes(UIList):
             row.label(text=f"Frame {item.frame}: {bpy.path.basename(item.image) or '(no image)'}", icon='BRUSH_DATA')
 
 
+def _draw_report(layout, result) -> None:
+    """The result's mean warping error from report.json (and per-frame's, where measured), and Open Report."""
+    line = run_report.summary_line(run_report.result_folder(result))
+    row = layout.row(align=True)
+    row.label(text=line or "No warping error reported", icon='GRAPH')
+    row.operator("flowstyle.open_report", icon='IMAGE_DATA', text="Open Report")
+
+
 class _FlowstylePanel:
     bl_space_type = 'SEQUENCE_EDITOR'
     bl_region_type = 'UI'
@@ -110,6 +118,8 @@ class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
         if settings.role != 'SOURCE':
             what = "Stylized copy" if settings.role == 'RESULT' else "Preview"
             layout.label(text=f"{what} of '{settings.source_name}'", icon='INFO')
+            if settings.role == 'RESULT':
+                _draw_report(layout, strip)
             layout.operator("flowstyle.remove_result", icon='TRASH')
             return
 
@@ -151,6 +161,7 @@ class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
         result = results.result_strip(scene.sequence_editor, strip)
         if result is not None:
             layout.label(text=f"Result: '{result.name}' in channel {result.channel}", icon='SEQ_STRIP_DUPLICATE')
+            _draw_report(layout, result)
 
 
 class FLOWSTYLE_PT_advanced(_SourcePanel, Panel):

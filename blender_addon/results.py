@@ -309,7 +309,7 @@ def check_on_disk(scene) -> int:
 
 
 _OWN_FILES = re.compile(
-    r"^(frame_\d{5}\.png|preview.*\.png|report\.json|keyframes\.json|\d{5}\.[A-Za-z0-9]+)$"
+    r"^(frame_\d{5}\.png|preview.*\.png|report\.(json|png)|keyframes\.json|\d{5}\.[A-Za-z0-9]+)$"
 )
 
 

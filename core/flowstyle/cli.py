@@ -33,7 +33,7 @@ def _add_field(parser: argparse.ArgumentParser, groups: dict, f: dataclasses.Fie
     flag = m["flag"] or "--" + f.name.replace("_", "-")
     kw: dict = dict(dest=f.name, default=argparse.SUPPRESS, help=f"{m['help']} (default: {describe_default(f)})")
     if isinstance(f.default, bool):
-        kw["action"] = "store_true"
+        kw["action"] = "store_false" if f.default else "store_true"  # an option on by default has a --no- flag
     else:
         kw["type"] = m["kind"] or (str if f.default is None else type(f.default))
         if m["const"] is not None:

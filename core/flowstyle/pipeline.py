@@ -4,7 +4,8 @@ frames in -> flow -> masks -> per-frame optimization with temporal terms -> fram
 
 :func:`stylize` checks everything a user can get wrong before the first frame, builds the
 run's :class:`~flowstyle.context.RunContext`, takes the output folder's lock and hands the clip
-to the mode (or to the chunk, stitch and Ray runners), then writes the report.
+to the mode (or to the chunk, stitch and Ray runners), then reviews the whole shot (``--compare-perframe``,
+report.png) and writes the report.
 """
 from __future__ import annotations
 
@@ -17,15 +18,20 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
+
 from .base.device import pick_device
 from .base.errors import Cancelled, FlowstyleError
 from .context import EventFn, RunContext
+from .fast.perframe import NOTE as PERFRAME_NOTE
+from .fast.perframe import compare_perframe
 from .fast.run import preview_fast, run_fast
 from .io import names
 from .io.frames import FrameSource, open_source
-from .io.images import write_png
+from .io.images import read_image, write_png
 from .io.lock import OutputLock
 from .io.report import Report
+from .io.report_image import Column, draw_report, pick_frames
 from .io.styles import StyleRef, parse_style, read_style_image
 from .keyframes.timeline import Timeline, load_keyframes
 from .motion.flow import FlowEstimator
@@ -80,6 +86,9 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
     if options.ray is not None or options.chunk is not None or options.stitch:
         if settings.mode != "fast":
             raise FlowstyleError("--ray, --chunk and stitch run fast mode; run quality mode in one process")
+    if options.compare_perframe and settings.mode != "fast":
+        raise FlowstyleError("--compare-perframe compares fast mode with its own network run frame by frame; for "
+                             "quality mode, run again with --temporal-weight 0 into another folder")
     src = open_source(source, settings.frames, settings.size)
     if options.preview is not None and not 1 <= options.preview <= len(src):
         raise FlowstyleError(f"--preview {options.preview} is outside the clip's {len(src)} frames")
@@ -103,6 +112,8 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
                 ctx.report.warnings.append(message)
                 ctx.on_event({"event": "warning", "message": message})
             _dispatch(ctx, timeline, options, source, keyframes)
+            if options.preview is None and options.chunk is None:  # a whole shot: the plain run, Ray, stitch
+                _review(ctx, timeline, options)
             ctx.report.status = "ok"
         except Cancelled:
             ctx.report.status = "cancelled"
@@ -262,6 +273,56 @@ def _chunk_job(source: str, settings: Settings, out: str, options: RunOptions, k
     cv2.setNumThreads(1)
     report = run(source, settings, out, options, keyframes=keyframes)
     return {"status": report.status, "frames": report.frames}
+
+
+def _review(ctx: RunContext, timeline: Timeline, options: RunOptions) -> None:
+    """After the frames: ``--compare-perframe``'s pass, then report.png (issue 18).
+
+    Streams the input (and the per-frame stylization) and then the written frames through
+    :class:`Column` s, which keep one row and three thumbnails each.
+    """
+    if not (options.report_image or options.compare_perframe):
+        return
+    n, picks = len(ctx.source), pick_frames(len(ctx.source))
+    columns = [Column("input", picks), Column("flowstyle", picks, errors=_output_errors(ctx, options))]
+    if options.compare_perframe:
+        columns.append(Column("per-frame", picks))
+        compare_perframe(ctx, timeline, lambda frame, out: (columns[0].add(frame.index, frame.rgb),
+                                                            columns[2].add(frame.index, out)))
+        columns[2].errors = {i: r.get("warping_error_perframe") for i, r in ctx.report.frames.items()}
+    if not options.report_image:
+        return
+    t = time.perf_counter()
+    if not options.compare_perframe:
+        for frame in ctx.source:
+            ctx.check_cancel()
+            columns[0].add(frame.index, frame.rgb)
+    for k in range(n):
+        ctx.check_cancel()
+        columns[1].add(k, read_image(ctx.out / names.frame_name(k + 1), "output frame")[0])
+    means = [f"{c.title} {np.mean([v for v in c.errors.values() if v is not None]):.4g}"
+             for c in columns[1:] if any(v is not None for v in c.errors.values())]
+    title = (f"{Path(str(ctx.source.path)).name}: {ctx.settings.mode} mode, {n} frames at {ctx.source.width}x"
+             f"{ctx.source.height}" + (f"; mean warping error: {', '.join(means)}" if means else ""))
+    draw_report(ctx.out / names.REPORT_IMAGE_NAME, columns, title=title, keys=[k.frame + 1 for k in timeline.keys],
+                overrides=[o.frame + 1 for o in timeline.overrides],
+                note=PERFRAME_NOTE if options.compare_perframe else "")
+    ctx.report.extra_seconds["report_image"] = time.perf_counter() - t
+
+
+def _output_errors(ctx: RunContext, options: RunOptions) -> dict[int, Optional[float]]:
+    """1-based frame -> warping error of the written frame; a stitch takes the chunk jobs' reports and
+    overlays the frames it re-solved."""
+    errors: dict[int, Optional[float]] = {}
+    if options.stitch:
+        for i in range(1, options.chunks + 1):
+            try:
+                frames = json.loads((ctx.out / names.report_name((i, options.chunks))).read_text())["frames"]
+            except (OSError, ValueError, KeyError):
+                continue  # a chunk report lost: its frames have no figure on the plot
+            errors.update({int(k): v.get("warping_error") for k, v in frames.items()})
+    errors.update({i: r.get("warping_error") for i, r in ctx.report.frames.items() if "warping_error" in r})
+    return errors
 
 
 def _remove_stale_temps(out: Path, cache: Path) -> None:

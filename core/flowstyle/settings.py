@@ -255,6 +255,12 @@ class RunOptions:
     cache_dir: Optional[str] = option(None, "flow cache folder", group=OUTPUT, flag="--cache", metavar="DIR",
                                       shown="OUT/.flowstyle/flow")
     debug: bool = option(False, "also write the flow reliability masks to OUT/debug", group=OUTPUT)
+    report_image: bool = option(True, "do not draw OUT/report.png (frames beside their inputs, time slices, the "
+                                "warping error over the shot)", group=OUTPUT, flag="--no-report-image",
+                                shown="report.png drawn")
+    compare_perframe: bool = option(False, "also run per-frame stylization (fast mode's network without the "
+                                    "temporal step) and show it in report.png and report.json: one more network "
+                                    "pass per frame", group=OUTPUT)
     ray: Optional[str] = option(None, "run chunks as Ray tasks: a local cluster without ADDRESS, else that "
                                 "cluster's address", group=PARALLEL, metavar="ADDRESS", const="", shown="off")
     chunks: Optional[int] = option(None, "number of chunks", group=PARALLEL, metavar="N", kind=int,
@@ -274,4 +280,7 @@ class RunOptions:
             raise FlowstyleError(f"--chunks must be 1 or more, got {self.chunks}")
         if self.stitch and not self.chunks:
             raise FlowstyleError("flowstyle stitch needs --chunks N, the N the chunk jobs used")
+        if self.compare_perframe and self.chunk is not None:
+            raise FlowstyleError("--compare-perframe runs over the whole shot: give it to 'flowstyle stitch', "
+                                 "not to the --chunk jobs")
         return self

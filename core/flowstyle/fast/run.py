@@ -19,7 +19,7 @@ from .fill import PaintedFill
 from .magenta import MagentaStylizer
 from .solve import band_solve, pcg_solve
 
-__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability"]
+__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability", "perframe_target"]
 
 
 def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch.Tensor, flow_bw: torch.Tensor,
@@ -76,6 +76,16 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     return to_array(x)
 
 
+def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame) -> np.ndarray:
+    """The per-frame stylization p̂_i of ``frame``: the network with the style mix and strength at its
+    place in the shot, no temporal step. (H, W, 3) float in [0, 1]."""
+    k = frame.index
+    stylizer.configure(timeline.styles_at(k))
+    target = stylizer(frame.rgb)
+    strength = timeline.weight_at(k, "strength", 1.0)
+    return strength * target + (1.0 - strength) * frame.rgb if strength < 1.0 else target
+
+
 class FrameSolver:
     """Fast mode for one frame at a time: stylize, then the temporal solve (or the painted frame).
 
@@ -91,14 +101,6 @@ class FrameSolver:
         self.fill = PaintedFill(self.looks, self.stylizer)
         self.state: dict = {}  # what the temporal step carries from frame to frame
 
-    def _network(self, frame: Frame) -> np.ndarray:
-        """The per-frame stylization with the timeline's style mix and strength at this frame."""
-        k = frame.index
-        self.stylizer.configure(self.timeline.styles_at(k))
-        target = self.stylizer(frame.rgb)
-        strength = self.timeline.weight_at(k, "strength", 1.0)
-        return target if strength >= 1.0 else strength * target + (1.0 - strength) * frame.rgb
-
     def __call__(self, frame: Frame, history: History, motion: dict) -> np.ndarray:
         """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
         ctx, s, k, rep = self.ctx, self.ctx.settings, frame.index, self.ctx.report
@@ -108,9 +110,9 @@ class FrameSolver:
         if look is not None and look.exact is not None:  # the artist's frame is the output
             return quantize(look.exact, frame.bit_depth)
         if look is None:
-            target = self._network(frame)
+            target = perframe_target(self.stylizer, self.timeline, frame)
         else:
-            base = to_tensor(self._network(frame), ctx.device) if look.share < 1.0 else torch.zeros(())
+            base = to_tensor(perframe_target(self.stylizer, self.timeline, frame), ctx.device) if look.share < 1.0 else torch.zeros(())
             target = to_array(self.fill(frame, look, base))
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds

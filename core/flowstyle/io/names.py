@@ -3,6 +3,7 @@
     OUT/frame_00001.png ...        the stylized frames (1-based within the range)
     OUT/preview.png                --preview
     OUT/report.json                the run's report (report-chunk-I-of-N.json, report-stitch.json)
+    OUT/report.png                 the run as a picture: frames, time slices, warping error (plain run, stitch)
     OUT/debug/mask_00002_j1.png    --debug: the reliability mask tying frame 2 to frame 1
     OUT/.flowstyle/keys/00001.key  --resume: what frame 1 was made from
     OUT/.flowstyle/flow/           the default flow cache
@@ -14,12 +15,13 @@ import re
 from pathlib import Path
 from typing import Iterator, Optional
 
-__all__ = ["frame_name", "PREVIEW_NAME", "report_name", "mask_name", "state_dir", "keys_dir", "key_path",
+__all__ = ["frame_name", "PREVIEW_NAME", "REPORT_IMAGE_NAME", "report_name", "mask_name", "state_dir", "keys_dir", "key_path",
            "flow_cache_dir", "passes_dir", "lock_path", "stale_temp_files", "is_output_name"]
 
-_OUTPUT_NAME = re.compile(r"(frame_\d{5}\.png|preview\.png|report(-chunk-\d+-of-\d+|-stitch)?\.json)")
+_OUTPUT_NAME = re.compile(r"(frame_\d{5}\.png|preview\.png|report\.png|report(-chunk-\d+-of-\d+|-stitch)?\.json)")
 
 PREVIEW_NAME = "preview.png"
+REPORT_IMAGE_NAME = "report.png"
 
 
 def frame_name(index: int) -> str:

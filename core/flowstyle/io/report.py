@@ -61,6 +61,8 @@ class Report:
     started: float = field(default_factory=time.time)
     pixels_per_frame: int = 0
     warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # what the run did besides the frames, and its cost
+    extra_seconds: dict = field(default_factory=dict)  # wall seconds of that work ("compare_perframe", "report_image")
 
     def frame(self, index: int) -> dict:
         return self.frames.setdefault(index, {s: 0.0 for s in STAGES})
@@ -77,7 +79,6 @@ class Report:
         done = [r for r in self.frames.values() if not r.get("reused")]
         n = max(len(done), 1)
         per_stage = {s: round(sum(r.get(s, 0.0) for r in done) / n, 4) for s in STAGES}
-        errors = [r["warping_error"] for r in self.frames.values() if r.get("warping_error") is not None]
         mem = peak_memory_mb()
         mp = self.pixels_per_frame / 1e6 if self.pixels_per_frame else None
         return {
@@ -87,11 +88,18 @@ class Report:
             "seconds_per_frame": round(sum(per_stage.values()), 4),
             "seconds_per_frame_by_stage": per_stage,
             "measure_seconds_per_frame": round(sum(r.get("measure", 0.0) for r in done) / n, 4),
-            "warping_error_mean": round(sum(errors) / len(errors), 6) if errors else None,
+            "warping_error_mean": self.mean("warping_error"),
+            "warping_error_perframe_mean": self.mean("warping_error_perframe"),
+            "extra_seconds": {k: round(v, 2) for k, v in self.extra_seconds.items()},
             "peak_memory_mb": mem,
             "peak_memory_mb_per_megapixel": {k: round(v / mp, 1) for k, v in mem.items()} if mp else None,
             "wall_seconds": round(time.time() - self.started, 2),
         }
+
+    def mean(self, key: str) -> Optional[float]:
+        """Mean of a per-frame figure over the frames that have it (None where none has)."""
+        values = [r[key] for r in self.frames.values() if r.get(key) is not None]
+        return round(sum(values) / len(values), 6) if values else None
 
     def to_dict(self) -> dict:
         return {
@@ -102,6 +110,7 @@ class Report:
             "versions": _versions(),
             "summary": self.summary(),
             "warnings": self.warnings,
+            "notes": self.notes,
             "frames": {str(k): {kk: (round(vv, 6) if isinstance(vv, float) else vv) for kk, vv in v.items()}
                        for k, v in sorted(self.frames.items())},
         }
