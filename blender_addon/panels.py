@@ -206,6 +206,8 @@ class FLOWSTYLE_PT_keyframes(_SourcePanel, Panel):
             pass
         if key.kind == 'OVERRIDE':
             col.prop(key, "image", text="Painted Image")
+            col.prop(key, "strength")
+            _draw_override(col, key, "use_reach", "reach", heading="Limit Reach")
             return
         _draw_style_source(col, key)
         col.prop(key, "interpolation")

@@ -188,7 +188,12 @@ def keyframes_payload(strip, fmap: FrameMap) -> dict | None:
         seen.add((key.kind, key.frame))
         if key.kind == 'OVERRIDE':
             if a <= key.frame <= b:
-                overrides.append({"frame": key.frame - a + 1, "image": _style_image(key.image, library, where)})
+                # Blender stores floats in single precision: 6 decimals keep 0.4 from reading 0.4000000059604645.
+                entry = {"frame": key.frame - a + 1, "image": _style_image(key.image, library, where),
+                         "strength": round(key.strength, 6)}
+                if key.use_reach:
+                    entry["reach"] = key.reach  # frames each side, the same in media and in the range
+                overrides.append(entry)
             continue
         image = _style_image(key.image, library, where) if key.source == 'IMAGE' else ""
         entry = {"frame": key.frame - a + 1, "style": style_spec(key.source, key.builtin, image),

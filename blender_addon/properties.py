@@ -31,7 +31,7 @@ _STYLE_SOURCES = (
 )
 _KEY_KINDS = (
     ('STYLE', "Style Key", "From this frame on, use this style (blended towards the next key)"),
-    ('OVERRIDE', "Painted Override", "This frame's output is a painted image, propagated to neighbours"),
+    ('OVERRIDE', "Painted Override", "This frame is painted; its look holds until the next painted key"),
 )
 _INTERPOLATIONS = (
     ('CONSTANT', "Constant", "Keep this style until the next key"),
@@ -145,6 +145,15 @@ class FLOWSTYLE_PG_keyframe(PropertyGroup):
     style_weight: _style_weight("Weight of the style loss (quality mode)")
     use_temporal_weight: _switch("Temporal Weight", "Override the temporal weight from this key on")
     temporal_weight: _temporal_weight()
+    strength: FloatProperty(name="Strength",
+                            description="How much of the look the painting decides around it: 1 = the painting's "
+                                        "look, lower lets the style underneath show through",
+                            min=0.0, max=1.0, default=1.0, subtype='FACTOR')
+    use_reach: _switch("Limit Reach", "Hold the painting only a set number of frames each side of it; "
+                                      "off, it holds until the next painted key or the end of the shot")
+    reach: IntProperty(name="Reach", description="Frames each side of the painted frame that its look holds "
+                                                 "(fading out over the last third)",
+                       min=1, max=1_000_000, soft_max=250, default=12)
 
 
 class FLOWSTYLE_PG_strip_settings(PropertyGroup):

@@ -1,6 +1,8 @@
 """Which media frames a strip shows (trims, holds, reverse) and the keyframe file for them."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -8,7 +10,7 @@ bpy = pytest.importorskip("bpy")
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from .addon_helpers import add_style, image_strip, run_op  # noqa: E402
+from .addon_helpers import RUBBERWHALE, add_style, image_strip, need, run_op  # noqa: E402
 from blender_addon import planning  # noqa: E402
 
 
@@ -82,12 +84,46 @@ def test_keyframes_payload_counts_within_range(scene, prefs, tmp_path):
             {"frame": 1, "style": "builtin:1", "interpolation": "linear"},
             {"frame": 2, "style": "builtin:9", "interpolation": "constant", "style_weight": 50.0},
         ],
-        "overrides": [{"frame": 3, "image": str(painted)}],
+        "overrides": [{"frame": 3, "image": str(painted), "strength": 1.0}],  # no reach: to the next painted key
     }
     plan = planning.make_plan(scene, strip, prefs)
     written = json.loads(open(plan.spec.keyframes, encoding="utf-8").read())
     assert written == payload
     assert "--keyframes" in plan.args
+
+
+_ENGINE_READS = """
+import json, sys
+from pathlib import Path
+from flowstyle.keyframes import parse_keyframes
+path = Path(sys.argv[1])
+timeline = parse_keyframes(json.loads(path.read_text(encoding="utf-8")), int(sys.argv[2]), (), path.parent, str(path))
+print(json.dumps([[o.frame, o.strength, o.reach] for o in timeline.overrides]))
+"""
+
+
+def test_override_strength_and_reach(scene, prefs, engine, tmp_path):
+    painted = tmp_path / "painted.png"
+    painted.write_bytes((need(RUBBERWHALE) / "frame_0005.png").read_bytes())  # the engine decodes it
+    strip = add_style(image_strip(scene, 8, start=1))
+    strip.frame_offset_start, strip.frame_offset_end = 3, 1  # media 4..7: reach stays in frames
+    plain = _key(strip, 4, kind='OVERRIDE', image=str(painted))
+    assert (plain.strength, plain.use_reach) == (1.0, False)  # defaults: the painting decides, up to the next key
+    limited = _key(strip, 6, kind='OVERRIDE', image=str(painted))
+    limited.strength, limited.use_reach, limited.reach = 0.4, True, 5
+    plan = planning.make_plan(scene, strip, prefs)
+    written = json.loads(open(plan.spec.keyframes, encoding="utf-8").read())
+    assert written == {"keys": [], "overrides": [
+        {"frame": 1, "image": str(painted), "strength": 1.0},
+        {"frame": 3, "image": str(painted), "strength": 0.4, "reach": 5},
+    ]}
+    # The engine takes the file as written (0-based frames there).
+    done = subprocess.run([sys.executable, "-c", _ENGINE_READS, plan.spec.keyframes, "4"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[0, 1.0, None], [2, 0.4, 5]]
+    limited.use_reach = False  # the value stays, but the switch decides
+    assert "reach" not in planning.keyframes_payload(strip, planning.frame_map(strip))["overrides"][1]
 
 
 def test_keyframe_without_image(scene, prefs):

@@ -89,10 +89,13 @@ def test_source_panels(scene, prefs, fake_engine):
     scene.frame_current = 2
     run_op("keyframe_add", strip, kind='STYLE')
     run_op("keyframe_add", strip, kind='OVERRIDE')
+    override_props = {("prop", "strength"), ("prop", "use_reach"), ("prop", "reach")}
     for index in (0, 1):
         strip.flowstyle.active_keyframe = index
         log = draw(panels.FLOWSTYLE_PT_keyframes, strip)
         assert ("label", "Timeline frame 2") in log
+        # Strength and reach are drawn for painted overrides only.
+        assert override_props & set(log) == (override_props if index == 1 else set())
 
 
 def test_panel_while_running_and_on_result(scene, prefs, fake_engine, monkeypatch):
