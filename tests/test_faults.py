@@ -703,9 +703,9 @@ def fake_ray(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(name, "")  # recorded, so what the engine sets is undone after the test ...
+        monkeypatch.delenv(name)  # ... and it starts unset (a delenv of an unset name records nothing)
     monkeypatch.setenv("HOME", str(tmp_path))
     return seen
 
