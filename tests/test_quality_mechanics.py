@@ -133,11 +133,18 @@ def test_long_term_ties_reappearing_content_to_its_last_sight(style, random_vgg,
     s = _settings(style, random_vgg, iterations=10, iterations_first=16)
     gap = {}
     for name, J in (("short", (1,)), ("long", (1, 2, 4))):
-        rep = flowstyle.stylize(clip, None, tmp_path / name, dataclasses.replace(s, long_term=J))
+        rep = flowstyle.stylize(clip, None, tmp_path / name, dataclasses.replace(s, long_term=J), debug=name == "long")
         out = _outputs(tmp_path / name)
         gap[name] = float(np.abs(out[2][ys, xs] - out[0][ys, xs]).mean())
         assert "temporal" in rep.frames[3]["loss"]
     assert gap["long"] * 3 < gap["short"], gap
+    # --debug shows why (issue 16, item 5): frame 3's reliability mask to frame 2 is black over the
+    # occluder, its mask to frame 1 white everywhere
+    debug = tmp_path / "long" / "debug"
+    assert sorted(p.name for p in debug.glob("*.png")) == ["mask_00002_j1.png", "mask_00003_j1.png", "mask_00003_j2.png"]
+    to_2, to_1 = read_image(debug / "mask_00003_j1.png")[0][..., 0], read_image(debug / "mask_00003_j2.png")[0][..., 0]
+    assert to_2[ys, xs].max() == 0.0 and to_2[:10].min() == 1.0
+    assert to_1.min() == 1.0
 
 
 class TestMultiPass:
@@ -148,7 +155,7 @@ class TestMultiPass:
         return _sliding(tmp_path / "clip", 3)
 
     def _run(self, clip, out, s) -> list:
-        flowstyle.stylize(clip, None, out, s)
+        flowstyle.stylize(clip, None, out, s, debug=True)
         return _outputs(out)
 
     def test_blend_weight_and_direction(self, clip, style, random_vgg, tmp_path):
@@ -163,6 +170,9 @@ class TestMultiPass:
         per_frame = self._run(clip, tmp_path / "pf", dataclasses.replace(s, passes=1, init="content",
                                                                           temporal_weight=0.0, iterations_first=8))
         runs = {d: self._run(clip, tmp_path / f"d{d}", dataclasses.replace(s, blend=d)) for d in (0.0, 0.5, 1.0)}
+        # --debug: the backward pass ties frames 2 and 1 to the later frames (negative offsets)
+        assert sorted(p.name for p in (tmp_path / "d0.5" / "debug").glob("*.png")) == [
+            "mask_00001_j-1.png", "mask_00001_j-2.png", "mask_00002_j-1.png"]
         flicker = {d: _flicker(out) for d, out in runs.items()}
         assert flicker[0.0] < 0.5 * flicker[0.5] and flicker[0.5] < 0.7 * flicker[1.0], flicker
         assert flicker[1.0] > 0.7 * _flicker(per_frame)  # δ = 1: no blend, the per-frame flicker stays
