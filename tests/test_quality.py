@@ -374,7 +374,7 @@ class TestOptimize:
 
     def test_exception(self, net):
         obj = FrameObjective(net, _image(), _grams(net, _image()), weights=WEIGHTS)
-        with pytest.raises(FlowstyleError, match="lbfgs or adam"):
+        with pytest.raises(FlowstyleError, match="lbfgs-wolfe or adam"):
             optimize(obj, _image(), iterations=1, optimizer="sgd")
         with pytest.raises(ValueError, match=r"\(1, 3, H, W\)"):
             FrameObjective(net, torch.rand(3, 48, 64), [], weights=WEIGHTS)

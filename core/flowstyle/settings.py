@@ -173,7 +173,8 @@ class Settings:
     tv_weight: float = option(1e-3, "total variation, on the reference's 0-255 image scale", group=QUALITY)
     iterations: int = option(500, "iterations per frame after the first", group=QUALITY)
     iterations_first: int = option(1000, "iterations for the first frame", group=QUALITY)
-    optimizer: str = option("lbfgs", "optimizer", group=QUALITY, choices=("lbfgs", "adam"))
+    optimizer: str = option("lbfgs", "optimizer (lbfgs-wolfe: with a line search)", group=QUALITY,
+                            choices=("lbfgs", "lbfgs-wolfe", "adam"))
     init: str = option("prev-warped", "start of frames after the first", group=QUALITY,
                        choices=("prev-warped", "prev", "content", "random"))
     init_first: str = option("content", "start of the first frame (and of frames with no temporal term)",
