@@ -49,6 +49,16 @@ def random_vgg(path: Path) -> Path:
     return path
 
 
+def one_frame(size: int, device: str, tmp: Path) -> tuple:
+    """(settings, frame 1 as (1, 3, H, W) on ``device``, the engine's Stylist) on the random net."""
+    s = flowstyle.Settings(mode="quality", styles=(flowstyle.StyleRef(image=str(STYLE)),), size=size,
+                           vgg_weights=str(random_vgg(tmp / "vgg.pth")), device=device, **RANDOM_NET).resolved()
+    src = open_source(CLIP, frames=(1, 1), max_side=size)
+    content = to_tensor(src.read(0).rgb, device)
+    src.close()
+    return s, content, quality.Stylist(s, device)  # the Stylist goes channels-last on CUDA
+
+
 def fast_start(size: int, tmp: Path) -> tuple[torch.Tensor, float]:
     """Fast mode's stylization of frame 1 (its arbitrary-style network) and the seconds it took."""
     t = time.perf_counter()
@@ -84,13 +94,7 @@ def main() -> None:
     require_data()
     a.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="qspeed"))
-    s = flowstyle.Settings(mode="quality", styles=(flowstyle.StyleRef(image=str(STYLE)),), size=a.size,
-                           vgg_weights=str(random_vgg(tmp / "vgg.pth")), device=a.device, **RANDOM_NET).resolved()
-    src = open_source(CLIP, frames=(1, 1), max_side=a.size)
-    content = to_tensor(src.read(0).rgb, a.device)
-    src.close()
-    torch.set_num_threads(torch.get_num_threads())
-    stylist = quality.Stylist(s, a.device)
+    s, content, stylist = one_frame(a.size, a.device, tmp)
     full = stylist.objective(content, s.styles)
     build = lambda sc: stylist.objective(content, s.styles, None, sc)
     n = a.iters
