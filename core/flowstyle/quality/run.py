@@ -138,13 +138,14 @@ def _start(kind: str, content: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def tie(ctx: RunContext, stylist: Stylist, frame: Frame, content: torch.Tensor, neighbours: Sequence, *,
-        loss: bool, motion: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
+        loss: bool, motion: Optional[dict] = None, later: bool = False) -> tuple[Optional[Temporal], dict, dict]:
     """The temporal terms tying ``frame`` to already stylized neighbours (DESIGN 4.2-4.4).
 
     Args:
         neighbours: (j, neighbour frame, its result (H, W, 3)) with j the distance (1 = nearest).
         loss: also build the temporal-loss targets (else only the warped results and masks).
         motion: receives j -> (flow neighbour -> frame, flow frame -> neighbour, consistency mask, ω_j).
+        later: the neighbours are later frames (a backward pass): ``--debug`` names their masks -j.
 
     Returns:
         (:class:`Temporal` or None, j -> ω_j (1, 3, H, W), j -> consistency mask c_j (1, 1, H, W)).
@@ -153,7 +154,7 @@ def tie(ctx: RunContext, stylist: Stylist, frame: Frame, content: torch.Tensor, 
     traced = trace(ctx.flows, frame, neighbours, device=dev, soft=s.mask == "soft", warp_mode=s.warp_mode)
     if motion is not None:
         motion.update(traced.motion())
-    ctx.write_debug_masks(frame, traced.masks)
+    ctx.write_debug_masks(frame, {(-j if later else j): m for j, m in traced.masks.items()})
     warped, masks, bws, outs = traced.warped, traced.masks, traced.flows_bw, traced.results
     if s.temporal_luminance:  # ReCoNet: the output may change as the input's luminance does
         for j, nb_frame, _ in neighbours:
@@ -301,7 +302,8 @@ def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: P
                     last = to_tensor(store.load(k), ctx.device)
                     neighbours = earlier_results(recent, s.long_term)
                     flow0 = ctx.flows.seconds
-                    temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss)
+                    temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss,
+                                                  later=p % 2 == 0)
                     temporal = _with_guides(temporal, guides.terms(k) if use_loss and guides else ())
                     rep.add_time(k + 1, "flow", ctx.flows.seconds - flow0)
                     init = blend_start(last, warped[1], masks[1], s.blend) if 1 in warped else last
