@@ -21,6 +21,22 @@ def clip(request, data_dir) -> Path:
     return CLIPS[request.param]
 
 
+@pytest.fixture(scope="session")
+def random_vgg(tmp_path_factory) -> Path:
+    """Seeded random-init VGG-19 in torchvision's state-dict format (features up to relu5_1, ~52 MB).
+
+    No ImageNet weights can be had offline: quality-mode tests check the mechanics with it.
+    """
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    sd = torchvision.models.vgg19().state_dict()
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.pth"
+    torch.save({k: v for k, v in sd.items() if k.startswith("features.") and int(k.split(".")[1]) <= 28}, path)
+    return path
+
+
 @pytest.fixture
 def device() -> str:
     return "cpu"

@@ -135,8 +135,9 @@ class Settings:
     raft_weights: Optional[str] = option(None, "local torchvision RAFT state dict for --flow raft", metavar="PATH",
                                          shown="torchvision's download")
     temporal_weight: Optional[float] = option(
-        None, "weight of the temporal term γ; 0 turns temporal terms off (fast: per-frame stylization; "
-        "quality: also starts each frame from its content)", metavar="G", kind=float)
+        None, "weight of the temporal term γ (quality: masked MSE on the 0-255 image, as artistic-videos); 0 turns "
+        "temporal terms off (fast: per-frame stylization; quality: also starts each frame from its content)",
+        metavar="G", kind=float)
     long_term: Optional[tuple[int, ...]] = option(None, "earlier frames J tied by the temporal term",
                                                   metavar="1,2,4", parse=parse_offsets, kind=str)
     passes: Optional[int] = option(None, "multi-pass processing, alternating directions (quality mode)", kind=int)
@@ -166,12 +167,14 @@ class Settings:
                                  "at the working size / S and is resized back (2: strokes twice as large, about 4x "
                                  "faster, softer detail)", group=FAST, metavar="S")
     # quality mode (DESIGN 4.4)
-    content_weight: float = option(5.0, "α", group=QUALITY)
-    style_weight: float = option(100.0, "β", group=QUALITY)
-    tv_weight: float = option(1e-3, "total variation", group=QUALITY)
+    content_weight: float = option(5.0, "α: weight of the relu4_2 feature MSE (the reference's scale: "
+                                   "artistic-videos' weights mean here what they mean there)", group=QUALITY)
+    style_weight: float = option(100.0, "β: weight of the Gram-matrix MSE summed over relu1_1..relu5_1", group=QUALITY)
+    tv_weight: float = option(1e-3, "total variation, on the reference's 0-255 image scale", group=QUALITY)
     iterations: int = option(500, "iterations per frame after the first", group=QUALITY)
     iterations_first: int = option(1000, "iterations for the first frame", group=QUALITY)
-    optimizer: str = option("lbfgs", "optimizer", group=QUALITY, choices=("lbfgs", "adam"))
+    optimizer: str = option("lbfgs", "optimizer (lbfgs-wolfe: with a line search)", group=QUALITY,
+                            choices=("lbfgs", "lbfgs-wolfe", "adam"))
     init: str = option("prev-warped", "start of frames after the first", group=QUALITY,
                        choices=("prev-warped", "prev", "content", "random"))
     init_first: str = option("content", "start of the first frame (and of frames with no temporal term)",
@@ -187,6 +190,10 @@ class Settings:
                                       "lighting changes (ReCoNet)", group=QUALITY)
     feature_temporal_weight: float = option(0.0, "feature-level temporal term on relu3_1 (ReCoNet); 0 off",
                                             group=QUALITY)
+    blend: float = option(0.5, "multi-pass δ: each frame of a later pass starts from δ · its last result + (1 − δ) · "
+                          "its warped neighbour where traced (Ruder et al. 2018)", group=QUALITY, metavar="D")
+    temporal_from_pass: Optional[int] = option(None, "multi-pass: the temporal loss is on from this pass", group=QUALITY,
+                                               metavar="P", kind=int, shown="the middle pass, N // 2 + 1")
     sharpness_weight: float = option(3.0, "anti-blur term: keep the traced detail energy (seed 000); 0 off",
                                      group=QUALITY)
 
@@ -218,6 +225,9 @@ class Settings:
             raise FlowstyleError(f"--flow-scales must be 1 or more, got {s.flow_scales}")
         if s.passes < 1:
             raise FlowstyleError(f"--passes must be 1 or more, got {s.passes}")
+        if not 0 <= s.blend <= 1 or (s.temporal_from_pass is not None and s.temporal_from_pass < 1):
+            raise FlowstyleError(f"--blend must be in [0, 1] and --temporal-from-pass 1 or more; got {s.blend:g} "
+                                 f"and {s.temporal_from_pass}")
         if s.size is not None and s.size < 16:
             raise FlowstyleError(f"--size must be at least 16 pixels, got {s.size}")
         if s.iterations < 1 or s.iterations_first < 1:

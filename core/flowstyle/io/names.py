@@ -4,7 +4,7 @@
     OUT/preview.png                --preview
     OUT/report.json                the run's report (report-chunk-I-of-N.json, report-stitch.json)
     OUT/report.png                 the run as a picture: frames, time slices, warping error (plain run, stitch)
-    OUT/debug/mask_00002_j1.png    --debug: the reliability mask tying frame 2 to frame 1
+    OUT/debug/mask_00002_j1.png    --debug: the reliability mask tying frame 2 to frame 1 (j-1: to frame 3)
     OUT/.flowstyle/keys/00001.key  --resume: what frame 1 was made from
     OUT/.flowstyle/flow/           the default flow cache
     OUT/.flowstyle/lock            one job per folder
@@ -36,7 +36,8 @@ def report_name(chunk: Optional[tuple[int, int]] = None, stitch: bool = False) -
 
 
 def mask_name(index: int, offset: int) -> str:
-    """Debug image of the mask tying frame ``index`` (1-based) to frame ``index - offset``."""
+    """Debug image of the mask tying frame ``index`` (1-based) to frame ``index - offset`` (a negative
+    offset: a later frame, from a backward pass of multi-pass quality mode)."""
     return f"mask_{index:05d}_j{offset}.png"
 
 

@@ -1,9 +1,27 @@
 """Quality mode's loss terms (Gatys et al. 2016; Ruder et al. 2016 and 2018; ReCoNet; seed 000).
 
-Pure tensor functions, no I/O, no device choices. Units: images are RGB in [0, 1]. Feature
-losses are relative to their target's energy, TV to the content frame's own (so the weights mean
-the same with any VGG weights and at any size); the temporal term is the papers' mean over the
-D = C·H·W values.
+Pure tensor functions, no I/O, no device choices. Images come in as RGB in [0, 1]; the four
+terms of the papers are computed as the reference implementation (manuelruder/artistic-videos)
+computes them, so that its weights (content 5, style 100, temporal 1000, TV 1e-3) give its
+balance:
+
+- pixel terms (temporal, TV) on its image scale: [0, 1] times PIXEL_SCALE = 256 (its caffe
+  preprocessing multiplies by 256, then subtracts the mean pixel, which differences cancel);
+- content: the mean squared error of the relu4_2 features (torch's MSECriterion);
+- style: per layer the mean squared error of Gram matrices normalized by C·H·W, summed over
+  the layers;
+- temporal: per earlier frame j the mean over D = C·H·W of c·(x − ω)², summed over J;
+- TV: ½ Σ (x[i, j] − x[i, j+1])² + (x[i, j] − x[i+1, j])² over i < H−1, j < W−1, all channels
+  (the energy whose gradient its TVLoss module returns).
+
+Features are those of the caffe network fed the 0-255 image: our VGG-19 takes torchvision's
+normalized input (x − μ)/σ, which is the caffe input 256·(x − μ) divided by 256·σ, so its
+features are multiplied by FEATURE_SCALE = 256·mean(σ) ≈ 57.9 before they enter the loss
+(exact for the first layer; beyond it as far as the biases are small: one documented
+conversion, not a calibration against the caffe weights, which cannot be had offline).
+
+The optional terms (feature-level temporal, sharpness) are relative (scale-free); the objective
+multiplies them by PIXEL_SCALE² so their weights keep their meaning next to the temporal weight.
 """
 from __future__ import annotations
 
@@ -15,11 +33,14 @@ import torch.nn.functional as F
 from ..base.tensors import laplacian
 
 __all__ = [
-    "STYLE_LAYERS", "CONTENT_LAYER", "FEATURE_LAYER", "gram_matrix", "content_loss", "style_loss", "tv_loss",
+    "PIXEL_SCALE", "FEATURE_SCALE", "STYLE_LAYERS", "CONTENT_LAYER", "FEATURE_LAYER", "gram_matrix", "content_loss", "style_loss", "tv_loss",
     "temporal_loss", "feature_temporal_loss", "detail_energy", "sharpness_loss", "luminance", "rgb_to_yiq",
     "yiq_to_rgb",
 ]
 
+PIXEL_SCALE = 256.0  # the reference's image scale (its preprocess: RGB [0, 1] * 256, BGR, minus the mean pixel)
+_IMAGENET_STD = (0.229, 0.224, 0.225)  # torchvision's input normalization (vgg.VGG19_WEIGHTS.meta["std"])
+FEATURE_SCALE = PIXEL_SCALE * sum(_IMAGENET_STD) / 3  # torchvision-normalized input -> caffe 0-255 input
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 FEATURE_LAYER = "relu3_1"  # feature-level temporal term (1/4 resolution, like ReCoNet's encoder output)
@@ -43,47 +64,43 @@ def gram_matrix(f: torch.Tensor) -> torch.Tensor:
 
 
 def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """||F − P||² / ||P||²: relative squared error of (B, C, H, W) features (Ruder eq. 1, scale-free)."""
+    """mean((s·F − s·P)²), s = FEATURE_SCALE: the reference's MSE of (B, C, H, W) features (Ruder eq. 1)."""
     if f.shape != target.shape:
         raise ValueError(f"features {tuple(f.shape)} and target {tuple(target.shape)} must match")
-    t = target.float()
-    return (f.float() - t).square().sum() / t.square().sum().clamp(min=_EPS)
+    return (f.float() - target.float()).square().mean() * FEATURE_SCALE ** 2
 
 
 def style_loss(feats: Sequence[torch.Tensor], grams: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Σ over layers of ||G(F_l) − A_l||² / ||A_l||² (Ruder eq. 2 summed as the reference code does; scale-free).
+    """Σ over layers of mean((G(s·F_l) − s²·A_l)²), s = FEATURE_SCALE (Ruder eq. 2 as the reference sums it).
 
     Args:
-        feats: per layer (1, C_l, H_l, W_l). grams: per layer (1, C_l, C_l) targets.
+        feats: per layer (1, C_l, H_l, W_l). grams: per layer (1, C_l, C_l) targets, :func:`gram_matrix`
+            of the unscaled features (the scale enters here, once).
     """
     if len(feats) != len(grams):
         raise ValueError(f"need one Gram target per layer; got {len(feats)} layers and {len(grams)} targets")
     total = 0.0
     for f, a in zip(feats, grams):
-        total = total + (gram_matrix(f) - a).square().sum() / a.square().sum().clamp(min=_EPS)
-    return total
+        total = total + (gram_matrix(f) - a).square().mean()
+    return total * FEATURE_SCALE ** 4
 
 
-def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
-    return (x[..., :, 1:] - x[..., :, :-1]).square().sum() + (x[..., 1:, :] - x[..., :-1, :]).square().sum()
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    """½ Σ |∇x|² on the reference's pixel scale, as its TVLoss module's gradient implies.
 
-
-def tv_loss(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Squared total variation relative to a reference's: Σ |∇x|² / Σ |∇p|² (scale-free).
-
-    The reference's TV (½ Σ |∇x|², on the 0-255 scale, summed over the frame) grows with the
-    frame size and has no fixed relation to relative feature losses; measured against the
-    content frame's own gradient energy it pulls the same at every size.
+    Differences to the right and downwards, taken on the (H−1)×(W−1) top-left block as the
+    reference does, summed over channels and pixels (so it grows with the frame's area, as there).
 
     Args:
-        x: (B, C, H, W) image. reference: (B, C, H, W) the content frame p.
+        x: (B, C, H, W) image in [0, 1].
     """
-    floor = 1e-4 * reference[..., :1, :, :].numel()  # a flat reference frame must not blow it up
-    return _gradient_energy(x) / (_gradient_energy(reference) + floor)
+    d = x[..., :-1, :-1]
+    return 0.5 * ((d - x[..., :-1, 1:]).square().sum() + (d - x[..., 1:, :-1]).square().sum()) * PIXEL_SCALE ** 2
 
 
 def temporal_loss(x: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Σ_j (1/D) Σ_k c_j,k (x_k − ω_j,k)² (Ruder et al. 2016, eq. 7 summed over J as in eq. 9).
+    """Σ_j (1/D) Σ_k c_j,k (x_k − ω_j,k)² on the reference's pixel scale (Ruder et al. 2016, eq. 7 summed
+    over J as in eq. 9; D = C·H·W; the reference's WeightedContentLoss on the image).
 
     Args:
         x: (B, C, H, W). warped: each (B, C, H, W) ω_j. masks: each (B, 1, H, W) c_long,j in [0, 1].
@@ -95,7 +112,7 @@ def temporal_loss(x: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequen
         if w.shape != x.shape or c.shape[-2:] != x.shape[-2:]:
             raise ValueError(f"warped {tuple(w.shape)} and mask {tuple(c.shape)} must match x {tuple(x.shape)}")
         total = total + (c * (x - w).square()).mean()
-    return total
+    return total * PIXEL_SCALE ** 2
 
 
 def feature_temporal_loss(f: torch.Tensor, warped: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> torch.Tensor:

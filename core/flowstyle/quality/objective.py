@@ -5,6 +5,9 @@ Per frame i, over the image x:
     α L_content + β L_style + w_tv L_tv + γ Σ_j L_temporal(x, ω_j, c_j)
     (+ optional: the luminance-aware temporal target, a feature-level temporal term and a
     sharpness term; seeds 002 and 000)
+
+The four papers' terms are on the reference implementation's scales (see :mod:`.losses`), so
+its weights keep its balance; the optional relative terms are multiplied by PIXEL_SCALE².
 """
 from __future__ import annotations
 
@@ -16,16 +19,18 @@ import torch
 import torch.nn.functional as F
 
 from ..io.styles import StyleRef, read_style_image
-from .losses import (CONTENT_LAYER, FEATURE_LAYER, STYLE_LAYERS, content_loss, feature_temporal_loss, gram_matrix,
+from .losses import (CONTENT_LAYER, FEATURE_LAYER, PIXEL_SCALE, STYLE_LAYERS, content_loss, feature_temporal_loss, gram_matrix,
                      rgb_to_yiq, sharpness_loss, style_loss, temporal_loss, tv_loss, yiq_to_rgb)
 from .vgg import VGG19Features, VggOutputs
 
 __all__ = ["LossWeights", "Temporal", "StyleBank", "FrameObjective"]
 
+_RELATIVE, _RELATIVE_SCALE = ("feature", "sharpness"), PIXEL_SCALE ** 2  # scale-free terms next to the 0-255 ones
+
 
 @dataclass(frozen=True)
 class LossWeights:
-    """α, β, TV, γ and the optional terms' weights (0 turns a term off)."""
+    """α, β, TV, γ (the reference's defaults and meaning) and the optional terms' weights (0 turns a term off)."""
 
     content: float = 5.0
     style: float = 100.0
@@ -159,7 +164,7 @@ class FrameObjective:
         parts = {
             "content": content_loss(feats.relu4_2, self.content_target),
             "style": style_loss([getattr(feats, n) for n in STYLE_LAYERS], self.grams),
-            "tv": tv_loss(x, self.content),
+            "tv": tv_loss(x),
         }
         if t.warped and w.temporal:
             parts["temporal"] = temporal_loss(x, t.warped, t.masks)
@@ -167,5 +172,5 @@ class FrameObjective:
             parts["feature"] = feature_temporal_loss(getattr(feats, FEATURE_LAYER), t.features, t.feature_masks)
         if t.energy is not None and w.sharpness:
             parts["sharpness"] = sharpness_loss(x, t.energy, t.energy_mask)
-        total = sum(getattr(w, k) * v_ for k, v_ in parts.items())
+        total = sum(getattr(w, k) * v_ * (_RELATIVE_SCALE if k in _RELATIVE else 1.0) for k, v_ in parts.items())
         return total, parts

@@ -38,9 +38,28 @@ from .objective import FrameObjective, LossWeights, StyleBank, Temporal
 from .optimize import OptimizeResult, amp_agrees, coarse_to_fine, noise_like, optimize
 from .vgg import VGG19Features, vgg19_features
 
-__all__ = ["run_quality", "preview_quality", "check_styles", "Stylist", "DELTA"]
+__all__ = ["run_quality", "preview_quality", "check_styles", "Stylist", "blend_start", "pass_order",
+           "temporal_from"]
 
-DELTA = 0.5  # multi-pass blend: δ · own last result + (1 − δ) · warped neighbour (Ruder et al. 2018)
+
+def blend_start(last: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor, delta: float) -> torch.Tensor:
+    """A multi-pass start: δ · its last result + (1 − δ) · the warped neighbour, where the mask traces it
+    (Ruder et al. 2018, section 5.4); the last result alone where it does not.
+
+    Args:
+        last, warped: (1, 3, H, W). mask: (1, 1, H, W) in [0, 1]. delta: δ in [0, 1].
+    """
+    return last + (1.0 - delta) * mask * (warped - last)
+
+
+def pass_order(p: int, n: int) -> range:
+    """Frame indices of pass ``p`` (1-based) over ``n`` frames: odd passes forward, even passes backward."""
+    return range(n) if p % 2 else range(n - 1, -1, -1)
+
+
+def temporal_from(settings: Settings) -> int:
+    """The first pass with the temporal loss: ``--temporal-from-pass``, or the middle pass (N // 2 + 1)."""
+    return settings.temporal_from_pass or settings.passes // 2 + 1
 
 
 def check_styles(timeline: Timeline, frames: Sequence[int]) -> None:
@@ -119,13 +138,14 @@ def _start(kind: str, content: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def tie(ctx: RunContext, stylist: Stylist, frame: Frame, content: torch.Tensor, neighbours: Sequence, *,
-        loss: bool, motion: Optional[dict] = None) -> tuple[Optional[Temporal], dict, dict]:
+        loss: bool, motion: Optional[dict] = None, later: bool = False) -> tuple[Optional[Temporal], dict, dict]:
     """The temporal terms tying ``frame`` to already stylized neighbours (DESIGN 4.2-4.4).
 
     Args:
         neighbours: (j, neighbour frame, its result (H, W, 3)) with j the distance (1 = nearest).
         loss: also build the temporal-loss targets (else only the warped results and masks).
         motion: receives j -> (flow neighbour -> frame, flow frame -> neighbour, consistency mask, ω_j).
+        later: the neighbours are later frames (a backward pass): ``--debug`` names their masks -j.
 
     Returns:
         (:class:`Temporal` or None, j -> ω_j (1, 3, H, W), j -> consistency mask c_j (1, 1, H, W)).
@@ -134,7 +154,7 @@ def tie(ctx: RunContext, stylist: Stylist, frame: Frame, content: torch.Tensor, 
     traced = trace(ctx.flows, frame, neighbours, device=dev, soft=s.mask == "soft", warp_mode=s.warp_mode)
     if motion is not None:
         motion.update(traced.motion())
-    ctx.write_debug_masks(frame, traced.masks)
+    ctx.write_debug_masks(frame, {(-j if later else j): m for j, m in traced.masks.items()})
     warped, masks, bws, outs = traced.warped, traced.masks, traced.flows_bw, traced.results
     if s.temporal_luminance:  # ReCoNet: the output may change as the input's luminance does
         for j, nb_frame, _ in neighbours:
@@ -238,8 +258,9 @@ def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: P
 
     Pass 1 stylizes each frame on its own (ceil(iterations_first / N) iterations); pass p > 1 goes
     the other way, each frame starting from δ · its last result + (1 − δ) · its warped neighbour
-    where the neighbour is traced (ceil(iterations / N) iterations), with the temporal loss from
-    pass N // 2 + 1 on. Each frame thus costs about what a single pass spends on it.
+    (the one processed just before it in this pass) where the neighbour is traced (ceil(iterations /
+    N) iterations), with the temporal loss from :func:`temporal_from` on. Each frame thus costs about
+    what a single pass spends on it.
     """
     s, rep, n, passes = ctx.settings, ctx.report, len(ctx.source), ctx.settings.passes
     clip = ""
@@ -259,9 +280,9 @@ def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: P
     seconds, done = [0.0] * n, 0
     try:
         for p in range(1, passes + 1):
-            order = range(n) if p % 2 else range(n - 1, -1, -1)
+            order = pass_order(p, n)
             recent: deque = deque(maxlen=max(s.long_term))
-            use_loss = s.temporal_weight > 0 and p > passes // 2
+            use_loss = s.temporal_weight > 0 and p >= temporal_from(s)
             budget = math.ceil((s.iterations_first if p == 1 else s.iterations) / passes)
             for k in order:
                 ctx.check_cancel()
@@ -281,10 +302,11 @@ def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: P
                     last = to_tensor(store.load(k), ctx.device)
                     neighbours = earlier_results(recent, s.long_term)
                     flow0 = ctx.flows.seconds
-                    temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss)
+                    temporal, warped, masks = tie(ctx, stylist, frame, content, neighbours, loss=use_loss,
+                                                  later=p % 2 == 0)
                     temporal = _with_guides(temporal, guides.terms(k) if use_loss and guides else ())
                     rep.add_time(k + 1, "flow", ctx.flows.seconds - flow0)
-                    init = last + (1.0 - DELTA) * masks[1] * (warped[1] - last) if 1 in warped else last
+                    init = blend_start(last, warped[1], masks[1], s.blend) if 1 in warped else last
                     rep.add_time(k + 1, "temporal", time.perf_counter() - t0 - (ctx.flows.seconds - flow0))
                 t = time.perf_counter()
                 stylist.at_frame(timeline, k)
