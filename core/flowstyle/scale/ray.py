@@ -47,6 +47,10 @@ def _connect(address: str):
     authentication on) is reached with the token ``ray start`` saved, by switching the driver to
     token mode (``RAY_AUTH_MODE=token``) when the user has not chosen a mode and a token is there.
     """
+    if address and "RAY_AUTH_MODE" not in os.environ and _token_available():
+        # before Ray is imported: it reads its auth mode once, at import (set later, the driver connects
+        # without the token and the cluster refuses it); its workers inherit it
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray  # optional heavy dependency: imported only when --ray is used
     except ImportError:
@@ -54,8 +58,6 @@ def _connect(address: str):
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
         raise FlowstyleError(f"--ray {address} needs Ray's client (grpcio): run 'pip install \"{RAY_PIN}\"' in the "
                              "engine environment, or give the cluster's GCS address (HOST:6379) instead")
-    if address and "RAY_AUTH_MODE" not in os.environ and _token_available():
-        os.environ["RAY_AUTH_MODE"] = "token"  # before Ray reads its config; its workers inherit it
     if not ray.is_initialized():
         try:
             ray.init(address=address or None, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -64,7 +66,10 @@ def _connect(address: str):
         except ConnectionError as exc:
             if "auth" in str(exc).lower() or "token" in str(exc).lower():
                 raise FlowstyleError(_auth_advice(address)) from None
-            raise FlowstyleError(f"cannot reach the Ray cluster at '{address}': {exc}; check the address or omit it for a local cluster") from None
+            raise FlowstyleError(f"cannot reach the Ray cluster at '{address}': {exc}; check the address (or omit it for a "
+                                 "local cluster); a cluster from 'ray start --head' with token authentication also needs "
+                                 "its token here: RAY_AUTH_TOKEN or ~/.ray/auth_token ('ray get-auth-token' on the head), "
+                                 "with RAY_AUTH_MODE=token set before the engine starts") from None
     return ray
 
 
