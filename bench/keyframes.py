@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/keyframes.py [--size 480] [--part painted|keys|all] [--out bench_out/keyframes]
 
-Painted keys (issue 12). Per clip, the middle frame o is repainted as an artist might (a 4-level
+Painted keys (issue 12). Per clip (and sintel_raft_demo played there and back, 28 frames, for the
+offsets its 10 frames cannot reach), the middle frame o is repainted as an artist might (a 4-level
 palette, swapped channels, 15 brush strokes; deterministic), and the clip is stylized with and
 without that override. At offsets d = 1, 3, 6, 10 from o (both sides, where the clip has them):
 - hold: mean |output − painted frame carried there| on a 0-255 scale, carried by DeepFlow from
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -79,11 +81,25 @@ def contact_sheet(inputs: list, outputs: list, path: Path, step: int = 5) -> Non
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
+def there_and_back(root: Path, frames: int = 28) -> Path:
+    """sintel_raft_demo played forward, back and forward again (a folder of links): a longer shot for
+    the offsets the 10-frame clip cannot reach, with motion that reverses at the turns."""
+    files = sorted(Path(CLIPS["sintel_raft_demo"][0]).glob("frame_*.png"))
+    order = files + files[-2::-1] + files[1:]
+    folder = root / "raft_there_and_back_frames"
+    folder.mkdir(parents=True)
+    for i in range(frames):
+        os.symlink(order[i % len(order)], folder / f"f_{i + 1:05d}.png")
+    return folder
+
+
 def painted_part(size: int, root: Path) -> list[dict]:
     grader = FlowEstimator("deepflow")
     settings = flowstyle.Settings(size=size, device="cpu")
     rows = []
-    for name, (clip, _) in CLIPS.items():
+    clips = {name: clip for name, (clip, _) in CLIPS.items()}
+    clips["raft_demo_there_and_back"] = there_and_back(root)
+    for name, clip in clips.items():
         d = root / name
         d.mkdir(parents=True)
         src = open_source(clip, max_side=size)
