@@ -691,7 +691,18 @@ def test_a_changed_flow_cache_entry_of_the_right_size_is_recomputed(tmp_path):
 
 
 @pytest.fixture
-def fake_ray(monkeypatch, tmp_path):
+def ray_env(monkeypatch, tmp_path):
+    """No Ray auth variables and a HOME without a saved token; whatever the engine sets in os.environ
+    is undone after the test (it sets RAY_AUTH_MODE for the process: left behind, the later Ray
+    cluster tests would start a token-mode GCS that their driver cannot talk to)."""
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(name, "")  # recorded, so it is restored after the test ...
+        monkeypatch.delenv(name)  # ... and it starts unset (a delenv of an unset name records nothing)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+@pytest.fixture
+def fake_ray(monkeypatch, ray_env):
     """Ray's module with init replaced: records the auth mode the driver would connect with."""
     ray = pytest.importorskip("ray")
     seen = {}
@@ -703,10 +714,6 @@ def fake_ray(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
-        monkeypatch.setenv(name, "")  # recorded, so what the engine sets is undone after the test ...
-        monkeypatch.delenv(name)  # ... and it starts unset (a delenv of an unset name records nothing)
-    monkeypatch.setenv("HOME", str(tmp_path))
     return seen
 
 
@@ -730,7 +737,7 @@ def test_a_refused_token_is_said_as_such(fake_ray):
         _connect("127.0.0.1:6390")
 
 
-def test_ray_client_address_without_the_client_is_one_line(monkeypatch):
+def test_ray_client_address_without_the_client_is_one_line(monkeypatch, ray_env):
     import importlib.util
 
     pytest.importorskip("ray")
