@@ -13,7 +13,8 @@ from flowstyle.fast.fill import ColourTable
 from flowstyle.io import open_source, read_image, write_png
 from flowstyle.io.frames import Frame
 from flowstyle.keyframes import Override, parse_keyframes
-from flowstyle.keyframes.painted import stretch_weights
+from flowstyle.keyframes.painted import painted_styles, stretch_weights
+from flowstyle.io.styles import StyleRef
 from flowstyle.motion.anchor import AnchorTrack, identity_positions
 from flowstyle.motion.flow import FlowEstimator
 from flowstyle.motion.masks import consistency_mask
@@ -67,6 +68,16 @@ def test_strength_and_reach_scale_the_share():
     reach = [stretch_weights([ov(10, reach=6)], 10 + d).get(0, 0.0) for d in range(0, 9)]
     assert reach[:6] == [1.0] * 6 and reach[6] == pytest.approx(0.5) and reach[7:] == [0.0, 0.0]
     assert stretch_weights([ov(10, reach=6)], 10 - 7) == {}  # both sides
+
+
+def test_quality_mode_styles_take_the_paintings_in_by_share():
+    base = (StyleRef(builtin=3),)
+    keys = [ov(2), ov(10, strength=0.5)]
+    weights = lambda k: {(r.builtin, r.image): round(r.weight, 6) for r in painted_styles(keys, k, base)}
+    assert weights(0) == {(None, "p2.png"): 1.0}  # before and at a full-strength key: the painting alone
+    assert weights(6) == {(3, None): 0.25, (None, "p2.png"): 0.5, (None, "p10.png"): 0.25}
+    assert weights(12) == {(3, None): 0.5, (None, "p10.png"): 0.5}  # half strength: half the timeline's style
+    assert painted_styles([], 5, base) == base
 
 
 @pytest.mark.parametrize("entry, needle", [

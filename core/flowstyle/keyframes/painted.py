@@ -27,9 +27,10 @@ from ..base.tensors import to_tensor
 from ..context import RunContext
 from ..io.images import read_image
 from ..motion.anchor import AnchorTrack, sample_at
-from .timeline import Override, Timeline
+from ..io.styles import StyleRef
+from .timeline import Override, Timeline, blend_styles
 
-__all__ = ["Look", "PaintedLooks", "stretch_weights", "fade"]
+__all__ = ["Look", "PaintedLooks", "stretch_weights", "fade", "painted_styles"]
 
 HOLD = 4.0  # weight of the carried painting in the temporal solve, relative to the pull to the previous output
 
@@ -65,6 +66,21 @@ def stretch_weights(overrides: Sequence[Override], k: int) -> dict[int, float]:
     elif right is not None:
         shares[right] = fade(frames[right] - k, overrides[right].reach)
     return {i: a * overrides[i].strength for i, a in shares.items() if a * overrides[i].strength > 0}
+
+
+def painted_styles(overrides: Sequence[Override], k: int, base: Sequence[StyleRef]) -> tuple[StyleRef, ...]:
+    """The style mix at frame k with the paintings that reach it taken in as style images, by share.
+
+    ``base`` (the timeline's mix) keeps 1 − A of the weight, A the paintings' summed share
+    (quality mode: new pixels are optimized towards the painting's Gram statistics, not only the
+    timeline style's).
+    """
+    shares = stretch_weights(overrides, k)
+    total = sum(shares.values())
+    if total <= 0:
+        return tuple(base)
+    paintings = [StyleRef(image=overrides[i].image, weight=a / total) for i, a in shares.items()]
+    return blend_styles(base, paintings, total)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from ..context import History, RunContext, run_frames
 from ..io import names
 from ..io.frames import Frame
 from ..io.styles import StyleRef
-from ..keyframes.painted import PaintedLooks
+from ..keyframes.painted import PaintedLooks, painted_styles
 from ..keyframes.timeline import Timeline
 from ..motion.trace import earlier_results, trace
 from ..motion.warp import warp
@@ -193,7 +193,7 @@ def _with_guides(temporal: Optional[Temporal], extra: Sequence) -> Optional[Temp
 
 
 def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame, neighbours: Sequence, *, first: bool,
-             motion: dict, extra: Sequence = ()) -> np.ndarray:
+             motion: dict, extra: Sequence = (), styles: Sequence = ()) -> np.ndarray:
     """One frame of a single pass: choose the start, tie to the earlier results, optimize."""
     s, rep, index = ctx.settings, ctx.report, frame.index + 1
     content = to_tensor(frame.rgb, ctx.device)
@@ -215,7 +215,7 @@ def _stylize(ctx: RunContext, stylist: Stylist, timeline: Timeline, frame: Frame
     fresh = temporal is None and kind in ("content", "random")
     t = time.perf_counter()
     stylist.at_frame(timeline, frame.index)
-    res = stylist.run(content, timeline.styles_at(frame.index), init, temporal=temporal, fresh=fresh,
+    res = stylist.run(content, styles or timeline.styles_at(frame.index), init, temporal=temporal, fresh=fresh,
                       iterations=s.iterations_first if first or fresh else s.iterations, callback=_callback(ctx))
     rep.add_time(index, "stylize", time.perf_counter() - t)
     rep.frame(index)["loss"] = {k: round(v, 6) for k, v in res.parts.items()} | {"iterations": len(res.losses)}
@@ -229,7 +229,8 @@ def _single_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: 
         if painted is not None:  # the artist's frame is the output
             return quantize(painted, frame.bit_depth)
         return _stylize(ctx, stylist, timeline, frame, earlier_results(history, ctx.settings.long_term),
-                        first=frame.index == 0, motion=motion, extra=guides.terms(frame.index) if guides else ())
+                        first=frame.index == 0, motion=motion, extra=guides.terms(frame.index) if guides else (),
+                        styles=painted_styles(guides.overrides, frame.index, timeline.styles_at(frame.index)))
 
     run_frames(ctx, solve)
 
@@ -310,7 +311,7 @@ def _multi_pass(ctx: RunContext, timeline: Timeline, stylist: Stylist, guides: P
                     rep.add_time(k + 1, "temporal", time.perf_counter() - t0 - (ctx.flows.seconds - flow0))
                 t = time.perf_counter()
                 stylist.at_frame(timeline, k)
-                res = stylist.run(content, timeline.styles_at(k), init, iterations=budget, temporal=temporal,
+                res = stylist.run(content, painted_styles(guides.overrides, k, timeline.styles_at(k)), init, iterations=budget, temporal=temporal,
                                   fresh=fresh, callback=_callback(ctx))
                 rep.add_time(k + 1, "stylize", time.perf_counter() - t)
                 spent = rep.frame(k + 1).get("loss", {}).get("iterations", 0) + len(res.losses)
