@@ -232,3 +232,20 @@ def test_strength_and_reach_are_honoured(tmp_path, whale):
     d = {run: np.abs(runs[run][o] - painted).mean() for run in ("plain", "half", "full")}
     assert d["full"] < 1e-3 < d["half"] < 0.75 * d["plain"]  # half strength: between the network and the painting
     assert far("reach1") > 0.5 * far("plain")  # past its reach the painting lets go
+
+
+def test_preview_shows_the_painted_look(tmp_path, whale):
+    o = 4
+    painted = paint_key(tmp_path, whale, o)
+    keys = {"overrides": [{"frame": o + 1, "image": str(tmp_path / "painted.png")}]}
+    settings = Settings(size=SIZE)
+    flowstyle.stylize(whale, "builtin:7", tmp_path / "run", settings, keyframes=keys)
+    run = frames_of(tmp_path / "run")
+    previews = {}
+    for k in (o, o + 3):
+        for name, kf in (("key", keys), ("none", None)):
+            flowstyle.stylize(whale, "builtin:7", tmp_path / f"{name}{k}", settings, keyframes=kf, preview=k + 1)
+            previews[name, k] = read_image(tmp_path / f"{name}{k}" / "preview.png")[0]
+    assert np.abs(previews["key", o] - painted).max() < 1 / 255 + 1e-6  # at the key: the painting
+    # three frames on: what the render shows there, not the network's own look
+    assert np.abs(previews["key", o + 3] - run[o + 3]).mean() < 0.5 * np.abs(previews["none", o + 3] - run[o + 3]).mean()

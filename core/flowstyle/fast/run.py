@@ -139,7 +139,17 @@ def run_fast(ctx: RunContext, timeline: Timeline, *, first: int = 0, last: int |
 
 
 def preview_fast(ctx: RunContext, timeline: Timeline, frame: Frame) -> np.ndarray:
-    """One frame, no temporal terms: what the editor sees before committing to a render."""
-    stylizer = MagentaStylizer(timeline.styles_at(frame.index), device=ctx.device,
-                               stroke_scale=ctx.settings.stroke_scale)
-    return stylizer(frame.rgb)
+    """One frame, no temporal solve: what the editor sees before committing to a render.
+
+    Inside a painted key's stretch it is that key's look (the painting carried here, new pixels in
+    its look), as the render will show it; elsewhere the per-frame stylization.
+    """
+    stylizer = MagentaStylizer(device=ctx.device, stroke_scale=ctx.settings.stroke_scale)
+    looks = PaintedLooks(ctx, timeline)
+    look = looks.look(frame.index) if looks else None
+    if look is None:
+        return perframe_target(stylizer, timeline, frame)
+    if look.exact is not None:
+        return look.exact
+    base = to_tensor(perframe_target(stylizer, timeline, frame), ctx.device) if look.share < 1.0 else torch.zeros(())
+    return to_array(PaintedFill(looks, stylizer)(frame, look, base))
