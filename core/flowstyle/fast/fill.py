@@ -9,9 +9,10 @@ comes from the arbitrary-style network run with the painting as its style: its f
 image minus a Gaussian blur of ``DETAIL_SIGMA`` px) is added on top. Costs one network pass per
 frame, the same as the per-frame stylization it replaces.
 
-Measured on held-out thirds of key frames (bench/keyframes.py has the numbers it printed on the
-full runs): the table gets the painting's colours where the network's own palette does not, the
-network's fine band gives the strokes the table alone would flatten.
+Chosen on held-out thirds of a key frame (fit on the left two thirds, judged on the right;
+sintel_raft_demo at 480 px, a 4-level, channel-swapped repaint): mean distance to the painting
+(0-255) 26.8 for the table, 52.2 for the network alone, 29.2 for table + fine band, whose sharpness
+is 1.09x the painting's where the table alone gives 0.75x.
 """
 from __future__ import annotations
 

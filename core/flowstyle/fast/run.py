@@ -11,7 +11,7 @@ import torch
 from ..base.tensors import quantize, to_array, to_tensor
 from ..context import History, RunContext, run_frames
 from ..io.frames import Frame
-from ..keyframes.painted import HOLD, PaintedLooks
+from ..keyframes.painted import HOLD, Look, PaintedLooks
 from ..keyframes.timeline import Timeline
 from ..motion.trace import earlier_results, trace
 from ..motion.warp import warp
@@ -86,6 +86,16 @@ def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame)
     return strength * target + (1.0 - strength) * frame.rgb if strength < 1.0 else target
 
 
+def _target(stylizer: MagentaStylizer, fill: PaintedFill, timeline: Timeline, frame: Frame,
+            look: Optional[Look]) -> np.ndarray:
+    """What the solve pulls towards: the per-frame stylization, or inside a painted stretch the painted
+    look (the per-frame stylization only as the share the paintings leave). (H, W, 3) float."""
+    if look is None:
+        return perframe_target(stylizer, timeline, frame)
+    base = to_tensor(perframe_target(stylizer, timeline, frame), stylizer.device) if look.share < 1.0 else torch.zeros(())
+    return to_array(fill(frame, look, base))
+
+
 class FrameSolver:
     """Fast mode for one frame at a time: stylize, then the temporal solve (or the painted frame).
 
@@ -109,11 +119,7 @@ class FrameSolver:
         look = self.looks.look(k) if self.looks else None
         if look is not None and look.exact is not None:  # the artist's frame is the output
             return quantize(look.exact, frame.bit_depth)
-        if look is None:
-            target = perframe_target(self.stylizer, self.timeline, frame)
-        else:
-            base = to_tensor(perframe_target(self.stylizer, self.timeline, frame), ctx.device) if look.share < 1.0 else torch.zeros(())
-            target = to_array(self.fill(frame, look, base))
+        target = _target(self.stylizer, self.fill, self.timeline, frame, look)
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
         # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
@@ -147,9 +153,6 @@ def preview_fast(ctx: RunContext, timeline: Timeline, frame: Frame) -> np.ndarra
     stylizer = MagentaStylizer(device=ctx.device, stroke_scale=ctx.settings.stroke_scale)
     looks = PaintedLooks(ctx, timeline)
     look = looks.look(frame.index) if looks else None
-    if look is None:
-        return perframe_target(stylizer, timeline, frame)
-    if look.exact is not None:
+    if look is not None and look.exact is not None:
         return look.exact
-    base = to_tensor(perframe_target(stylizer, timeline, frame), ctx.device) if look.share < 1.0 else torch.zeros(())
-    return to_array(PaintedFill(looks, stylizer)(frame, look, base))
+    return _target(stylizer, PaintedFill(looks, stylizer), timeline, frame, look)

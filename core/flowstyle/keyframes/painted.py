@@ -7,8 +7,8 @@ the end), or ``reach`` frames each side when the artist sets one. At every frame
   re-anchored against drift: :class:`~flowstyle.motion.anchor.AnchorTrack`), the output is the
   painting itself, sampled once at the traced positions, at the override's ``strength``;
 - where it cannot (disocclusions, content entering the frame), the mode fills in new pixels in
-  the painting's style (fast mode: the arbitrary-style network with the painting as its style,
-  colour-matched to the painting on the key frame; see :mod:`flowstyle.fast.run`).
+  the painting's look (fast mode: :mod:`flowstyle.fast.fill`; quality mode: the painting joins
+  the style mix, :func:`painted_styles`).
 
 Between two painted keys both are carried (forward from the earlier, backward from the later)
 and their shares cross over with a smoothstep, so the change is a dissolve. This module says,
@@ -126,6 +126,7 @@ class PaintedLooks:
             if rgb.shape[:2] != (h, w):
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             self._painted.append(np.clip(rgb, 0.0, 1.0).astype(np.float32))
+        self._tensors: dict[int, torch.Tensor] = {}
         self._forward: dict[int, AnchorTrack] = {}
         self._backward: dict[int, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -138,6 +139,12 @@ class PaintedLooks:
             if o.frame == k and o.strength >= 1.0:
                 return self._painted[i]
         return None
+
+    def _tensor(self, i: int) -> torch.Tensor:
+        """Painting i as (1, 3, H, W) on the run's device, moved there once."""
+        if i not in self._tensors:
+            self._tensors[i] = to_tensor(self._painted[i], self.ctx.device)
+        return self._tensors[i]
 
     def image(self, i: int) -> np.ndarray:
         """Painting ``i`` (position in the timeline's overrides) at working size, (H, W, 3)."""
@@ -185,7 +192,7 @@ class PaintedLooks:
         image = torch.zeros(1, 3, h, w, device=self.ctx.device)
         mask = torch.zeros(1, 1, h, w, device=self.ctx.device)
         for i, a in shares.items():
-            painting = to_tensor(self._painted[i], self.ctx.device)
+            painting = self._tensor(i)
             if self.overrides[i].frame == k:
                 carried, reliability = painting, torch.ones_like(mask)
             else:

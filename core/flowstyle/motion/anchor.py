@@ -64,7 +64,8 @@ class AnchorTrack:
         h, w = self._anchor_frame.rgb.shape[:2]
         self._anchor_rgb = to_tensor(self._anchor_frame.rgb, device)
         self.index = anchor
-        self.positions = identity_positions(h, w, device)
+        self._identity = identity_positions(h, w, device)
+        self.positions = self._identity
         self.reliability = torch.ones(1, 1, h, w, device=device)
         self._frame: Frame = self._anchor_frame
 
@@ -92,8 +93,7 @@ class AnchorTrack:
         bw_t = to_tensor(bw, self.device)
         grid = sample_grid(bw_t)
         c = consistency_mask(to_tensor(fw, self.device), bw_t, grid=grid)
-        h, w = bw_t.shape[-2:]
-        direct = identity_positions(h, w, self.device) + bw_t
+        direct = self._identity + bw_t
         gap = (direct - positions).norm(dim=1, keepdim=True)
         agree = c * (gap < AGREE).float() * (reliability > 0).float()
         positions = positions + PULL * agree * (direct - positions)
