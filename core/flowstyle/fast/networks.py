@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv_plans import space_to_depth_conv, space_to_depth_weight, upsample_conv, upsample_conv_weight
+
 __all__ = ["MultiStyleTransformer", "StylePredictor", "ArbitraryTransformer", "Quantizable", "ActivationQuant",
            "NUM_STYLES", "STYLE_DIM"]
 
@@ -105,7 +107,51 @@ class Conv(Quantizable):
         return F.pad(x, pads) if any(pads) else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(self.pad(x), self.weight, self.bias, self.stride, 0, 1, self.groups)
+        return self.run(self.pad(x))
+
+    def run(self, padded: torch.Tensor) -> torch.Tensor:
+        """The conv of an already padded input (B, C_in, H + K - 1, W + K - 1) -> (B, C_out, H', W').
+
+        On the CPU, a large kernel to few channels (the 9x9 convs to and from RGB) runs as a
+        space-to-depth conv (:mod:`~flowstyle.fast.conv_plans`; same result, fewer slow oneDNN paths)
+        unless activations are being rounded as the int8 file does.
+        """
+        if (padded.device.type == "cpu" and self._quant is None and self.kernel >= 9 and self.stride == 1
+                and self.groups == 1 and self.weight.shape[0] <= 8):
+            return space_to_depth_conv(padded, self._derived("s2d", lambda w: space_to_depth_weight(w, 2)), 2,
+                                       self.kernel, self.bias)
+        return F.conv2d(padded, self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+    def run_upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        """This 3x3 conv (reflect padding) of the nearest-2x upsample of x: (B, C_in, H, W) -> (B, C_out, 2H, 2W).
+
+        On the CPU it is computed at the low resolution, four output phases at a time (same result);
+        elsewhere, and while activations are rounded, as written.
+        """
+        if x.device.type == "cpu" and self._quant is None and self.kernel == 3 and self.padding == "reflect":
+            return upsample_conv(x, self._derived("up2", upsample_conv_weight), self.bias)
+        return self(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+    def _derived(self, kind: str, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """A weight rearranged by ``make``, made once per weight version, dtype and device."""
+        key = (kind, self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device)
+        cache = self.__dict__.setdefault("_derived_weights", {})
+        if key not in cache:
+            cache[key] = make(self.weight.detach().float()).to(self.weight.dtype).contiguous(
+                memory_format=torch.channels_last)
+        return cache[key]
+
+
+def _instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Instance norm with one (C,) scale and shift for the batch, torch's fused kernel: (B, C, H, W) -> same.
+
+    That kernel is ten times slower on channels-last tensors of fewer than 8 channels (the RGB end of
+    the networks) than on plain ones, so those go through the plain layout and back.
+    """
+    if x.shape[1] < 8 and x.is_contiguous(memory_format=torch.channels_last):
+        y = F.group_norm(x.contiguous(), x.shape[1], gamma, beta, eps)
+        return y.contiguous(memory_format=torch.channels_last)
+    return F.group_norm(x, x.shape[1], gamma, beta, eps)
 
 
 def _instance_stats(x: torch.Tensor, q: Callable[[str, torch.Tensor], torch.Tensor]):
@@ -132,7 +178,7 @@ class WeightedInstanceNorm(nn.Module):
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         gamma, beta = style_weights @ self.gamma, style_weights @ self.beta  # (B, C)
         if gamma.shape[0] == 1:  # one style for the batch: torch's fused kernel
-            return F.group_norm(x, x.shape[1], gamma[0], beta[0], self.eps)
+            return _instance_norm(x, gamma[0], beta[0], self.eps)
         var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
         scale = gamma[..., None, None] * torch.rsqrt(var + self.eps)
         return x * scale + (beta[..., None, None] - mean * scale)
@@ -159,7 +205,7 @@ class StyleNorm(Quantizable):
         gamma = self.gamma.q("BiasAdd", self.gamma(style))  # (B or 1, C, 1, 1)
         beta = self.beta.q("BiasAdd", self.beta(style))
         if self._quant is None and gamma.shape[0] == 1:  # float, one style for the batch: torch's fused kernel
-            return F.group_norm(x, x.shape[1], gamma.flatten(), beta.flatten(), float(self.eps))
+            return _instance_norm(x, gamma.flatten(), beta.flatten(), float(self.eps))
         mean, var = _instance_stats(x, self.q)
         inv = self.q("batchnorm/Rsqrt", torch.rsqrt(self.q("batchnorm/add", var + self.eps)))
         scale = self.q("batchnorm/mul", inv * gamma)
@@ -175,7 +221,7 @@ class MultiStyleLayer(nn.Module):
     """Optional nearest 2x upsampling, reflect-padded conv (no bias), conditional instance norm, activation."""
 
     def __init__(self, prefix: str, c_in: int, c_out: int, kernel: int, stride: int = 1, *, upsample: bool = False,
-                 activation: Optional[Callable] = torch.relu):
+                 activation: Optional[Callable] = torch.relu_):
         super().__init__()
         self.upsample, self.activation = upsample, activation
         self.conv = Conv("", c_in, c_out, kernel, stride, bias=False)
@@ -183,9 +229,7 @@ class MultiStyleLayer(nn.Module):
         self.norm = WeightedInstanceNorm(c_out, prefix)
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.norm(self.conv(x), style_weights)
+        x = self.norm(self.conv.run_upsampled(x) if self.upsample else self.conv(x), style_weights)
         return self.activation(x) if self.activation is not None else x
 
 
@@ -219,7 +263,7 @@ class MultiStyleTransformer(nn.Module):
         self.expand = nn.ModuleDict({
             "conv1": MultiStyleLayer("expand.0", width, width // 4, 3, upsample=True),
             "conv2": MultiStyleLayer("expand.1", width // 4, width // 8, 3, upsample=True),
-            "conv3": MultiStyleLayer("expand.2", width // 8, 3, 9, activation=torch.sigmoid),
+            "conv3": MultiStyleLayer("expand.2", width // 8, 3, 9, activation=torch.sigmoid_),
         })
 
     def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
@@ -302,9 +346,8 @@ class ContractLayer(Quantizable):
         self.conv = Conv(scope, c_in, c_out, kernel, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.q_at(self.pad_op, self.conv.pad(x))
-        x = F.conv2d(x, self.conv.weight, self.conv.bias, self.conv.stride)
-        return self.q("Relu", torch.relu(x))
+        x = self.conv.run(self.q_at(self.pad_op, self.conv.pad(x)))
+        return self.q("Relu", torch.relu_(x))  # x is this layer's own fresh tensor
 
 
 class StyleConv(Quantizable):
@@ -321,14 +364,19 @@ class StyleConv(Quantizable):
         self.conv = Conv(scope, c_in, c_out, kernel, bias=bias)
         self.norm = StyleNorm(scope, c_out)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        x = self.q_at(self.pad_op, self.conv.pad(x))
-        x = self.q("Conv2D", F.conv2d(x, self.conv.weight, self.conv.bias))
+    def forward(self, x: torch.Tensor, style: torch.Tensor, *, upsample: bool = False) -> torch.Tensor:
+        """``upsample``: the conv reads the nearest-2x upsample of x (StyleUpsample)."""
+        if upsample and self._quant is None:
+            x = self.conv.run_upsampled(x)
+        else:
+            if upsample:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = self.q("Conv2D", self.conv.run(self.q_at(self.pad_op, self.conv.pad(x))))
         x = self.norm(x, style)
         if self.activation == "Relu":
-            return self.q("Relu", torch.relu(x))
+            return self.q("Relu", torch.relu_(x))  # x is this layer's own fresh tensor
         if self.activation == "Sigmoid":
-            return self.q("Sigmoid", torch.sigmoid(self.norm.q("batchnorm/add_1", x)))
+            return self.q("Sigmoid", torch.sigmoid_(self.norm.q("batchnorm/add_1", x)))
         return self.norm.q("batchnorm/add_1", x)
 
 
@@ -355,9 +403,9 @@ class StyleUpsample(Quantizable):
                               activation=activation)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        if self.factor != 1:
+        if self.factor not in (1, 2):
             x = F.interpolate(x, scale_factor=float(self.factor), mode="nearest")
-        return self.conv(x, style)
+        return self.conv(x, style, upsample=self.factor == 2)
 
 
 class ArbitraryTransformer(Quantizable):
