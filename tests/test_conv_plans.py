@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from flowstyle.fast.conv_plans import (space_to_depth_conv, space_to_depth_weight, upsample_conv,
+from flowstyle.fast.conv_plans import (nnpack_conv, space_to_depth_conv, space_to_depth_weight, upsample_conv,
                                        upsample_conv_weight)
 from flowstyle.fast.networks import _instance_norm
 
@@ -79,3 +79,15 @@ def test_large_blocks_stay_in_the_heap(keep):
         assert applied and mapped == 0
     else:
         assert mapped >= 64 << 20
+
+
+@pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="this torch has no NNPACK")
+@pytest.mark.parametrize("c_in,c_out", [(8, 3), (3, 8)])
+def test_nnpack_conv_equals_conv(c_in, c_out):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, c_in, 40, 57, generator=g).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(c_out, c_in, 9, 9, generator=g), torch.randn(c_out, generator=g)
+    plain = F.conv2d(x.double(), weight.double(), bias.double())
+    planned = nnpack_conv(x, weight, bias)
+    assert planned.shape == plain.shape == (2, c_out, 32, 49)
+    assert (planned.double() - plain).abs().max() < 1e-5 * plain.abs().max()

@@ -1,20 +1,21 @@
-"""Cheaper ways to compute two convolutions of the Magenta networks on the CPU, with the same result.
+"""Cheaper ways to compute two kinds of convolution of the Magenta networks on the CPU, with the same result.
 
 oneDNN, torch's CPU convolution, is slow where a convolution has very few channels on one side:
 the 9x9 convs to RGB (8 or 4 channels in, 3 out) run at a fifth of the machine's speed, and the
-nearest-2x-upsample + 3x3 conv of the expand layers builds a 4x larger tensor first. Both are
-rewritten here as one convolution with more channels at a lower resolution:
+nearest-2x-upsample + 3x3 conv of the expand layers builds a 4x larger tensor first. Rewritten here:
 
 - :func:`space_to_depth_conv`: a stride-1 KxK conv equals pixel_shuffle(conv(pixel_unshuffle(x), W'))
   with r*r times the channels on both sides and a ceil((K + r - 1) / r) kernel;
   :func:`space_to_depth_weight` builds W'.
+- :func:`nnpack_conv`: NNPACK's FFT convolution, where torch was built with it (a large kernel to
+  or from few channels is where FFT tiles pay off).
 - :func:`upsample_conv`: a 3x3 conv of the nearest-2x upsampled, reflect-padded image equals
   pixel_shuffle(conv(replicate-pad(x), W4)) at the low resolution, four output phases per channel;
   :func:`upsample_conv_weight` builds W4.
 
 Results agree with the direct computation to float rounding (about 1e-5; tests pin it). Measured at
-1024x436 on a 2-core AVX-512 CPU (bench/stylizers.py): 8->3 9x9 conv 43 -> 27 ms, 16->8 upsample
-conv 16 -> 10 ms. On CUDA, cuDNN's own choice is kept (not measured there).
+1024x436 on a 2-core AVX-512 CPU, each conv alone: the 8->3 9x9 conv 43 ms in oneDNN, 27 ms as
+space-to-depth, 12 ms in NNPACK; the 16->8 upsample conv 16 -> 10 ms. On CUDA, cuDNN's own choice is kept (not measured there).
 
 Shapes: x (B, C, H, W) -> (B, C_out, H', W') as stated per function.
 """
@@ -23,7 +24,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["space_to_depth_weight", "space_to_depth_conv", "upsample_conv_weight", "upsample_conv"]
+__all__ = ["space_to_depth_weight", "space_to_depth_conv", "upsample_conv_weight", "upsample_conv", "nnpack_usable",
+           "nnpack_conv"]
+
+
+def nnpack_usable(x: torch.Tensor) -> bool:
+    """Whether :func:`nnpack_conv` can run on ``x``: float32 on the CPU, a torch built with NNPACK
+    (the Linux and macOS wheels; not Windows)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.nnpack.is_available()
+
+
+def nnpack_conv(padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A valid stride-1 conv through NNPACK (FFT tiles; closer to float64 than oneDNN on a 9x9 kernel):
+    (B, C_in, H + K - 1, W + K - 1) -> (B, C_out, H, W), in the plain layout."""
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    return torch._nnpack_spatial_convolution(padded.contiguous(), weight.contiguous(), bias, [0, 0], [1, 1])
 
 
 def space_to_depth_weight(weight: torch.Tensor, r: int) -> torch.Tensor:

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv_plans import space_to_depth_conv, space_to_depth_weight, upsample_conv, upsample_conv_weight
+from .conv_plans import (nnpack_conv, nnpack_usable, space_to_depth_conv, space_to_depth_weight, upsample_conv,
+                         upsample_conv_weight)
 
 __all__ = ["MultiStyleTransformer", "StylePredictor", "ArbitraryTransformer", "Quantizable", "ActivationQuant",
            "NUM_STYLES", "STYLE_DIM"]
@@ -112,12 +113,15 @@ class Conv(Quantizable):
     def run(self, padded: torch.Tensor) -> torch.Tensor:
         """The conv of an already padded input (B, C_in, H + K - 1, W + K - 1) -> (B, C_out, H', W').
 
-        On the CPU, a large kernel to few channels (the 9x9 convs to and from RGB) runs as a
-        space-to-depth conv (:mod:`~flowstyle.fast.conv_plans`; same result, fewer slow oneDNN paths)
+        On the CPU, a large kernel to few channels (the 9x9 convs to and from RGB) runs through
+        NNPACK's FFT convolution where torch has it, else as a space-to-depth conv
+        (:mod:`~flowstyle.fast.conv_plans`; same result to float rounding, oneDNN is slow there),
         unless activations are being rounded as the int8 file does.
         """
         if (padded.device.type == "cpu" and self._quant is None and self.kernel >= 9 and self.stride == 1
                 and self.groups == 1 and self.weight.shape[0] <= 8):
+            if nnpack_usable(padded):
+                return nnpack_conv(padded, self.weight, self.bias)
             return space_to_depth_conv(padded, self._derived("s2d", lambda w: space_to_depth_weight(w, 2)), 2,
                                        self.kernel, self.bias)
         return F.conv2d(padded, self.weight, self.bias, self.stride, 0, 1, self.groups)
