@@ -1,6 +1,7 @@
 """The stylizer networks: the old ONNX path against the torch port, per painting and built-in style (issue 11).
 
-    .venv/bin/python bench/stylizers.py [--size 1024] [--frames 3] [--builtins 0,7,13,19] [--out bench_out/stylizers]
+    .venv/bin/python bench/stylizers.py [--size 1024] [--frames 3] [--builtins 0,7,13,19] [--paintings all]
+        [--stroke-scale 1] [--out bench_out/stylizers]
 
 Per shared painting and per built-in style, at --size on the shared clips (--frames frames from each,
 spread over the clip), old and new stylized in turn on the same frame:
@@ -78,18 +79,21 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=3, help="frames per clip")
     ap.add_argument("--builtins", default="0,7,13,19", help="built-in styles to time, or 'all'")
     ap.add_argument("--out", default=str(REPO / "bench_out" / "stylizers"))
+    ap.add_argument("--stroke-scale", type=float, default=1.0, help="the torch path's --stroke-scale")
+    ap.add_argument("--paintings", default="all", help="comma-separated painting stems, or 'all'")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames = clip_frames(args.size, args.frames)
     embed = MagentaStylizer()
     cuda = torch.cuda.is_available()
-    builtins = range(26) if args.builtins == "all" else [int(b) for b in args.builtins.split(",")]
-    paintings = sorted((DATA / "styles").glob("*.jpg"))
+    builtins = range(26) if args.builtins == "all" else [int(b) for b in args.builtins.split(",") if b]
+    paintings = sorted(p for p in (DATA / "styles").glob("*.jpg")
+                       if args.paintings == "all" or p.stem in args.paintings.split(","))
     rows = []
     for style in [StyleRef(image=str(p)) for p in paintings] + [StyleRef(builtin=b) for b in builtins]:
         name = Path(style.image).stem if style.image else f"builtin:{style.builtin}"
-        runs = {"old": OnnxStylizer(style), "torch": MagentaStylizer([style]),
+        runs = {"old": OnnxStylizer(style), "torch": MagentaStylizer([style], stroke_scale=args.stroke_scale),
                 "int8": MagentaStylizer([style], quantized=True)}
         if cuda:
             runs["cuda"] = MagentaStylizer([style], device="cuda")

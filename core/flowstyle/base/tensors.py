@@ -18,7 +18,7 @@ def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor
 
 def to_array(x: torch.Tensor) -> np.ndarray:
     """(1, C, H, W) tensor -> (H, W, C) float32 array clipped to [0, 1], on the CPU."""
-    return x[0].detach().clamp(0.0, 1.0).permute(1, 2, 0).float().cpu().numpy()
+    return x[0].detach().clamp(0.0, 1.0).permute(1, 2, 0).float().cpu().contiguous().numpy()
 
 
 def quantize(rgb: np.ndarray, bit_depth: int) -> np.ndarray:

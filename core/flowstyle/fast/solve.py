@@ -64,11 +64,18 @@ def _edge_weights(trust: Optional[torch.Tensor], like: torch.Tensor) -> tuple[to
     return 1.0 - (trust[..., :, 1:] - trust[..., :, :-1]).abs(), 1.0 - (trust[..., 1:, :] - trust[..., :-1, :]).abs()
 
 
-def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor) -> torch.Tensor:
-    """(L d)_p = Σ_q e_pq (d_p − d_q) over the 4-neighbours q. (B, C, H, W) -> same."""
-    fx = ex * (d[..., :, 1:] - d[..., :, :-1])
-    fy = ey * (d[..., 1:, :] - d[..., :-1, :])
-    return F.pad(fx, (1, 0)) - F.pad(fx, (0, 1)) + F.pad(fy, (0, 0, 1, 0)) - F.pad(fy, (0, 0, 0, 1))
+def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor,
+                     out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(L d)_p = Σ_q e_pq (d_p − d_q) over the 4-neighbours q, added to ``out`` in place when given
+    (one pass fewer per term than building it apart). (B, C, H, W) -> same."""
+    out = torch.zeros_like(d) if out is None else out
+    fx = torch.sub(d[..., :, 1:], d[..., :, :-1]).mul_(ex)
+    out[..., :, 1:] += fx
+    out[..., :, :-1] -= fx
+    fy = torch.sub(d[..., 1:, :], d[..., :-1, :]).mul_(ey)
+    out[..., 1:, :] += fy
+    out[..., :-1, :] -= fy
+    return out
 
 
 def energy(x: torch.Tensor, target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
@@ -120,30 +127,31 @@ def pcg_solve(
     g = gradient_weight
     if g > 0 and iterations > 0:
         ex, ey = _edge_weights(trust, target)
+        ex, ey = g * ex, g * ey
         degree = F.pad(ex, (1, 0)) + F.pad(ex, (0, 1)) + F.pad(ey, (0, 0, 1, 0)) + F.pad(ey, (0, 0, 0, 1))
-        inv_diag = 1.0 / (diag_data + g * degree)
+        inv_diag = 1.0 / (diag_data + degree)
 
         def apply_a(v: torch.Tensor) -> torch.Tensor:
-            return diag_data * v + g * _graph_laplacian(v, ex, ey)
+            return _graph_laplacian(v, ex, ey, out=diag_data * v)
 
         r = b - apply_a(d)
         z = inv_diag * r
         s, rz = z, (r * z).sum()
-        b_norm = float(b.square().sum().sqrt()) or 1.0
+        b_norm = float(torch.linalg.vector_norm(b)) or 1.0
         done = 0
         for done in range(1, iterations + 1):
             a_s = apply_a(s)
             alpha = rz / (s * a_s).sum().clamp(min=1e-30)
-            d = d + alpha * s
-            r = r - alpha * a_s
-            if float(r.square().sum().sqrt()) <= tolerance * b_norm:
+            d.add_(s * alpha)
+            r.sub_(a_s.mul_(alpha))
+            if float(torch.linalg.vector_norm(r)) <= tolerance * b_norm:
                 break
             z = inv_diag * r
             rz_new = (r * z).sum()
-            s = z + (rz_new / rz.clamp(min=1e-30)) * s
+            s = z.add_(s.mul_(rz_new / rz.clamp(min=1e-30)))
             rz = rz_new
         if stats is not None:
-            stats.iterations, stats.residual = done, float(r.square().sum().sqrt()) / b_norm
+            stats.iterations, stats.residual = done, float(torch.linalg.vector_norm(r)) / b_norm
     return target + d
 
 

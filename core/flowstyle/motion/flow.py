@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 import cv2
 import numpy as np
+import torch
 
 from ..base.errors import FlowstyleError
 from ..io.frames import Frame
@@ -21,7 +22,10 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _gray8(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    """8-bit gray of an RGB float frame (rounded to 8 bit per channel first). torch does the float
+    arithmetic: numpy's clip and casts cost 5 ms a 1024x436 frame, a third of a DIS flow."""
+    rgb8 = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).clamp(0, 1).mul_(255).add_(0.5).to(torch.uint8)
+    return cv2.cvtColor(rgb8.numpy(), cv2.COLOR_RGB2GRAY)
 
 
 def _dis(preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> FlowFn:
@@ -151,9 +155,11 @@ class FlowEstimator:
         t = time.perf_counter()
         f = self.cache.get(self.backend, a, b)
         if f is None:
-            # rounded to the cache's float16 so a fresh and a cached flow give identical results (--resume)
-            f = self._fn(a.rgb, b.rgb).astype(np.float16).astype(np.float32)
-            self.cache.put(self.backend, a, b, f)
+            # rounded to the cache's float16 so a fresh and a cached flow give identical results (--resume);
+            # torch converts with the CPU's half-float instructions, numpy one value at a time
+            half = torch.from_numpy(np.ascontiguousarray(self._fn(a.rgb, b.rgb), np.float32)).half()
+            self.cache.put(self.backend, a, b, half.numpy())
+            f = half.float().numpy()
         self.seconds += time.perf_counter() - t
         return f
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from ..base.errors import FlowstyleError
 from ..io.frames import Frame
@@ -51,7 +52,7 @@ class FlowCache:
             data = p.read_bytes()
             if len(data) <= _DIGEST or _digest(data[_DIGEST:]) != data[:_DIGEST]:
                 return None  # changed on disk: recomputed (and rewritten) by the caller
-            return np.load(io.BytesIO(data[_DIGEST:])).astype(np.float32)
+            return torch.from_numpy(np.load(io.BytesIO(data[_DIGEST:]))).float().numpy()
         except (OSError, ValueError):
             return None  # a damaged cache entry is recomputed
 
@@ -60,7 +61,7 @@ class FlowCache:
         if p is None:
             return
         buf = io.BytesIO()
-        np.save(buf, flow.astype(np.float16))
+        np.save(buf, flow if flow.dtype == np.float16 else flow.astype(np.float16))
         body = buf.getvalue()
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         try:
