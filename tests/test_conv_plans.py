@@ -91,3 +91,24 @@ def test_nnpack_conv_equals_conv(c_in, c_out):
     planned = nnpack_conv(x, weight, bias)
     assert planned.shape == plain.shape == (2, c_out, 32, 49)
     assert (planned.double() - plain).abs().max() < 1e-5 * plain.abs().max()
+
+
+def test_networks_same_without_nnpack(monkeypatch):
+    """Where torch has no NNPACK (Windows wheels) the 9x9 RGB convs take the space-to-depth plan:
+    both stylizers give the same frame either way."""
+    import numpy as np
+
+    from flowstyle.fast import networks
+    from flowstyle.fast.magenta import MagentaStylizer
+    from flowstyle.io.styles import StyleRef
+
+    rgb = np.random.default_rng(4).random((60, 84, 3), dtype=np.float32)
+    rng = np.random.default_rng(5)
+    stylizer = MagentaStylizer([StyleRef(builtin=7)])
+    stylizer.vector = rng.normal(size=100).astype(np.float32)  # an arbitrary style vector, no painting needed
+    stylizer.image_total = 1.0
+    with torch.no_grad():
+        planned = stylizer(rgb)
+        monkeypatch.setattr(networks, "nnpack_usable", lambda x: False)
+        fallback = stylizer(rgb)
+    assert np.abs(planned - fallback).max() < 1e-4

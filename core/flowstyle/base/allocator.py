@@ -8,7 +8,8 @@ thresholds to 1 GB keeps those blocks in the heap for reuse.
 
 What it trades: freed memory under 1 GB is kept by the process instead of returned to the system
 (the render's peak memory is unchanged; its resident size does not shrink between frames). A
-process-wide setting, applied once by the engine's entry points; a no-op on other C libraries.
+process-wide setting, applied by the two owners of big activations when they run on the CPU (the
+Magenta stylizer and quality mode's VGG), so Ray workers get it too; a no-op on other C libraries.
 """
 from __future__ import annotations
 

@@ -96,6 +96,7 @@ class Conv(Quantizable):
         self.onnx_params = {"weight": f"{scope}/{weights}"}
         if bias:
             self.onnx_params["bias"] = f"{scope}/{biases}"
+        self._derived_weights: dict = {}  # (plan, weight version, ...) -> the weight rearranged for it
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         if self.padding == "reflect":
@@ -139,11 +140,10 @@ class Conv(Quantizable):
     def _derived(self, kind: str, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """A weight rearranged by ``make``, made once per weight version, dtype and device."""
         key = (kind, self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device)
-        cache = self.__dict__.setdefault("_derived_weights", {})
-        if key not in cache:
-            cache[key] = make(self.weight.detach().float()).to(self.weight.dtype).contiguous(
+        if key not in self._derived_weights:
+            self._derived_weights[key] = make(self.weight.detach().float()).to(self.weight.dtype).contiguous(
                 memory_format=torch.channels_last)
-        return cache[key]
+        return self._derived_weights[key]
 
 
 def _instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:

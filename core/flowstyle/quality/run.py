@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..base.allocator import keep_large_blocks
 from ..base.errors import FlowstyleError
 from ..base.tensors import quantize, to_array, to_tensor
 from ..context import History, RunContext, run_frames
@@ -88,6 +89,8 @@ class Stylist:
                  net: Optional[VGG19Features] = None):
         s = self.settings = settings
         self.device = device
+        if torch.device(device).type == "cpu":
+            keep_large_blocks()  # VGG's activations at 1024 px are 57-114 MB each
         self.net = (net or vgg19_features(weights=s.vgg_weights)).to(device)
         self.channels_last = device == "cuda"  # faster convolutions there; same loss
         if self.channels_last:
