@@ -175,6 +175,7 @@ class FLOWSTYLE_PT_advanced(_SourcePanel, Panel):
         layout.prop(settings, "passes")
         quality = _column(layout, settings.mode == 'QUALITY' or (
             settings.mode == 'DEFAULT' and preferences.get(context).default_mode == 'QUALITY'))
+        quality.prop(settings, "recipe")
         quality.prop(settings, "content_weight")
         quality.prop(settings, "style_weight")
         layout.prop(settings, "use_temporal_weight")

@@ -70,6 +70,7 @@ class JobSpec:
     device: str | None = None
     content_weight: float | None = None  # quality mode
     style_weight: float | None = None  # quality mode
+    recipe: str | None = None  # quality mode: default or fast
     vgg_weights: str | None = None  # quality mode: local VGG-19 file
     resume: bool = False
     preview: int | None = None  # 1-based within ``frames``
@@ -117,6 +118,8 @@ def build_args(engine_python: str, spec: JobSpec) -> list[str]:
         args += ["--style-weight", format_weight(spec.style_weight)]
     if spec.vgg_weights is not None:
         args += ["--vgg-weights", spec.vgg_weights]
+    if spec.recipe is not None:
+        args += ["--recipe", spec.recipe]
     if spec.resume:
         args.append("--resume")
     if spec.preview is not None:

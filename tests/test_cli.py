@@ -34,6 +34,15 @@ def test_every_field_has_a_flag_whose_help_names_its_default(f):
     assert action.dest == f.name and "(default: " in action.help
 
 
+def test_quality_recipe_sets_the_budgets_and_explicit_flags_win():
+    budgets = lambda *argv: (lambda s: (s.iterations, s.iterations_first, s.coarse_to_fine))(
+        parse("--mode", "quality", *argv)[0].resolved())
+    assert budgets() == (500, 1000, 0)  # the papers' counts
+    assert budgets("--recipe", "fast") == (50, 70, 2)
+    assert budgets("--recipe", "fast", "--iterations-first", "9", "--coarse-to-fine", "0") == (50, 9, 0)
+    assert budgets("--iterations", "20") == (20, 1000, 0)
+
+
 def test_the_settings_the_readme_names_are_reachable():
     settings, options = parse("--coarse-to-fine", "2", "--sharpness-weight", "0", "--temporal-luminance",
                               "--feature-temporal-weight", "0.5", "--init-first", "random", "--warp-mode", "bilinear",

@@ -21,12 +21,19 @@ from .base.device import DEVICES
 from .base.errors import FlowstyleError
 from .io.styles import StyleRef, parse_style
 
-__all__ = ["Settings", "RunOptions", "MODE_DEFAULTS", "parse_range", "parse_offsets", "parse_chunk", "describe_default"]
+__all__ = ["Settings", "RunOptions", "MODE_DEFAULTS", "RECIPES", "parse_range", "parse_offsets", "parse_chunk", "describe_default"]
 
 # Defaults that differ by mode (None in Settings means "the mode's default").
 MODE_DEFAULTS = {
     "fast": {"temporal_weight": 1.0, "long_term": (1,), "passes": 1, "flow": "dis-fast"},
     "quality": {"temporal_weight": 1000.0, "long_term": (1, 2, 4), "passes": 1, "flow": "dis"},
+}
+# Quality mode's recipes: the iteration budgets and the coarse-to-fine start (None in Settings means
+# "the recipe's"). fast: within 1 % of the default's loss on a fresh frame at about 1/7 of its time
+# (bench/quality_speed.py; README "Quality mode's fast recipe").
+RECIPES = {
+    "default": {"iterations": 500, "iterations_first": 1000, "coarse_to_fine": 0},
+    "fast": {"iterations": 50, "iterations_first": 70, "coarse_to_fine": 2},
 }
 FLOWS = ("dis", "dis-fast", "deepflow", "raft")
 WARP_MODES = ("bilinear", "bicubic", "nearest")
@@ -171,8 +178,13 @@ class Settings:
                                    "artistic-videos' weights mean here what they mean there)", group=QUALITY)
     style_weight: float = option(100.0, "β: weight of the Gram-matrix MSE summed over relu1_1..relu5_1", group=QUALITY)
     tv_weight: float = option(1e-3, "total variation, on the reference's 0-255 image scale", group=QUALITY)
-    iterations: int = option(500, "iterations per frame after the first", group=QUALITY)
-    iterations_first: int = option(1000, "iterations for the first frame", group=QUALITY)
+    recipe: str = option("default", "iteration budgets: default (the papers') or fast (coarse-to-fine start, "
+                         "fewer iterations: within 1 percent of the default's loss in about a seventh of its time)",
+                         group=QUALITY, choices=tuple(RECIPES))
+    iterations: Optional[int] = option(None, "iterations per frame after the first", group=QUALITY, kind=int,
+                                       shown="the recipe's: 500, fast 50")
+    iterations_first: Optional[int] = option(None, "iterations for the first frame (at full size)", group=QUALITY,
+                                             kind=int, shown="the recipe's: 1000, fast 70")
     optimizer: str = option("lbfgs", "optimizer (lbfgs-wolfe: with a line search)", group=QUALITY,
                             choices=("lbfgs", "lbfgs-wolfe", "adam"))
     init: str = option("prev-warped", "start of frames after the first", group=QUALITY,
@@ -184,7 +196,9 @@ class Settings:
     style_scale: float = option(1.0, "size of the style image relative to the frame", group=QUALITY)
     keep_colors: bool = option(False, "transfer luminance only, keep the input's colours", group=QUALITY)
     seed: int = option(0, "random seed", group=QUALITY)
-    coarse_to_fine: int = option(0, "coarser levels (each half size) optimized before a fresh frame's full size",
+    coarse_to_fine: Optional[int] = option(None, "coarser levels (each half size, 2.5x the iterations of the level "
+                                           "above) optimized before a fresh frame's full size", kind=int,
+                                           shown="the recipe's: 0, fast 2",
                                  group=QUALITY, metavar="LEVELS")
     temporal_luminance: bool = option(False, "luminance-aware temporal term: the target follows the input's "
                                       "lighting changes (ReCoNet)", group=QUALITY)
@@ -202,8 +216,10 @@ class Settings:
         if self.mode not in MODE_DEFAULTS:
             raise FlowstyleError(f"unknown mode '{self.mode}': use fast or quality")
         d = MODE_DEFAULTS[self.mode]
+        r = RECIPES.get(self.recipe, RECIPES["default"])  # an unknown recipe is refused below
         s = dataclasses.replace(
             self,
+            **{k: v if getattr(self, k) is None else int(getattr(self, k)) for k, v in r.items()},
             temporal_weight=d["temporal_weight"] if self.temporal_weight is None else float(self.temporal_weight),
             long_term=d["long_term"] if self.long_term is None else tuple(sorted(set(self.long_term))),
             passes=d["passes"] if self.passes is None else int(self.passes),

@@ -116,6 +116,20 @@ def test_update_fills_in_and_keeps_strip(scene, prefs, engine):
     assert "--resume" in planning.make_plan(scene, source, prefs, resume=True).args
 
 
+def test_quality_recipe_reaches_the_engine_and_previews_use_fast(scene, prefs, fake_engine):
+    source = add_style(image_strip(scene, 4, start=1))
+    scene.frame_current = 2
+    assert "--recipe" not in planning.make_plan(scene, source, prefs).args  # fast mode: no budgets to pass
+    source.flowstyle.mode = 'QUALITY'
+    args = planning.make_plan(scene, source, prefs).args
+    assert args[args.index("--recipe") + 1] == "default"
+    args = planning.make_plan(scene, source, prefs, kind="preview").args
+    assert args[args.index("--recipe") + 1] == "fast"
+    source.flowstyle.recipe = 'FAST'
+    args = planning.make_plan(scene, source, prefs).args
+    assert args[args.index("--recipe") + 1] == "fast"
+
+
 def test_remove_result(scene, prefs, fake_engine):
     source = add_style(image_strip(scene, 3))
     before = strip_snapshot(source)

@@ -18,6 +18,7 @@ __all__ = ["OptimizeResult", "optimize", "coarse_to_fine", "converged", "amp_agr
 LBFGS_HISTORY = 20  # 2 x 20 image-sized vectors: bounded memory at 1080p (torch's default 100 is 5 GB there)
 ADAM_LR = 0.02  # in [0, 1] pixel units (the reference's 10 on the 0-255 scale is 0.04)
 STOP_WINDOW, STOP_DROP = 50, 1e-4  # stop when the loss falls by less than 0.01 % over 50 iterations
+COARSE_GROWTH = 2.5  # coarse-to-fine: each coarser level gets this many times the iterations of the one above
 
 
 def noise_like(content: torch.Tensor, seed: int) -> torch.Tensor:
@@ -105,29 +106,29 @@ def optimize(
 
 def coarse_to_fine(
     build: Callable[[float], FrameObjective], init: torch.Tensor, *, iterations: int, levels: int,
-    min_side: int = 32, **kwargs,
+    min_side: int = 32, growth: float = COARSE_GROWTH, **kwargs,
 ) -> OptimizeResult:
     """Optimize at 1/2^levels of the size first, then upsample and go on at each finer size.
 
-    Each coarser level gets half the budget (a quarter of the cost per iteration or less), the
-    full size the other half; levels that would be smaller than ``min_side`` are skipped.
+    The full size gets ``iterations``; each coarser level ``growth`` times the iterations of the
+    level above it, at about a quarter of the cost per iteration, so with the default growth of 2.5
+    every coarser level costs 5/8 of the one above and the whole schedule about twice the full
+    size's share. Levels that would be smaller than ``min_side`` are skipped.
 
     Args:
         build: scale -> the frame's objective at that scale (1.0 is full size).
         init: (1, 3, H, W) start image at full size.
-        iterations: the budget at full size when ``levels`` is 0.
+        iterations: the budget at full size.
     """
     h, w = init.shape[-2:]
     levels = max(0, min(levels, int(math.log2(max(1, min(h, w) // min_side))) if min(h, w) >= min_side else 0))
-    if levels == 0:
-        return optimize(build(1.0), init, iterations=iterations, **kwargs)
     x, losses, seconds = None, [], 0.0
     for level in range(levels, -1, -1):
         scale = 0.5 ** level
         size = (max(16, round(h * scale)), max(16, round(w * scale)))
-        start = F.interpolate(init if x is None else x, size=size, mode="bilinear", align_corners=False,
-                              antialias=x is None)
-        res = optimize(build(scale), start, iterations=max(1, iterations // 2), **kwargs)
+        start = init if x is None and level == 0 else F.interpolate(
+            init if x is None else x, size=size, mode="bilinear", align_corners=False, antialias=x is None)
+        res = optimize(build(scale), start, iterations=max(1, round(iterations * growth ** level)), **kwargs)
         x, seconds = res.image, seconds + res.seconds
         losses += res.losses
     return OptimizeResult(x, losses, res.parts, seconds)
