@@ -1,15 +1,17 @@
 """Quality mode on CUDA: seconds per frame and peak GPU memory at 1024x436 (issue 16, item 4).
 
-    .venv/bin/python bench/quality_gpu.py [--device cuda] [--size 1024] [--iters 500]
+    .venv/bin/python bench/quality_gpu.py [--device cuda] [--size 1024]
     .venv/bin/python bench/quality_gpu.py --device cpu --size 64 --iters 4     # smoke test of the code path
 
-One later frame of sintel_raft_demo (sintel is 1024x436 at --size 1024), a seeded random-init
-VGG-19, the engine's Stylist (channels-last on CUDA; mixed precision only where amp_agrees says
-the loss and gradient agree):
+A frame of sintel_raft_demo (sintel is 1024x436 at --size 1024), a seeded random-init VGG-19, the
+engine's Stylist (channels-last on CUDA):
 
-- default  --iters L-BFGS iterations (the engine's default for frames after the first: 500) in float32
-- fast     coarse-to-fine (2 coarser levels) with --iters / 5 iterations, under autocast(bfloat16)
-           when the loss agrees at 1 %
+- default        a frame after the first with the default recipe: --iters L-BFGS iterations
+                 (default: the recipe's 500), float32
+- fast           the same frame with --recipe fast's budget (50 iterations), under autocast(bfloat16)
+                 when the loss agrees at 1 %
+- fast, fresh    a shot's first frame with --recipe fast: coarse-to-fine over 2 levels, 70
+                 iterations at full size (175 and 437 below)
 
 Prints seconds per frame and peak memory (torch.cuda.max_memory_allocated; on CPU: not measured).
 """
@@ -24,6 +26,7 @@ import torch
 
 from _common import require_data, table
 from flowstyle.quality.optimize import amp_agrees, coarse_to_fine, optimize
+from flowstyle.settings import RECIPES
 from quality_speed import one_frame
 
 
@@ -49,7 +52,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--iters", type=int, default=500)
+    ap.add_argument("--iters", type=int, default=RECIPES["default"]["iterations"],
+                    help="the default's budget; the fast rows scale theirs by the same factor")
     a = ap.parse_args()
     require_data()
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -63,11 +67,14 @@ def main() -> None:
     amp = torch.bfloat16 if amp_agrees(full, content, torch.bfloat16, rtol=1e-2) else None
     stylist.amp = amp
 
-    def fast():
-        return coarse_to_fine(lambda sc: stylist.objective(content, s.styles, None, sc), content,
-                              iterations=max(1, a.iters // 5), levels=2)
-
-    rows.append(measure("fast" + (" (bf16)" if amp else " (fp32: bf16 disagrees)"), a.device, fast))
+    fast, k = RECIPES["fast"], a.iters / RECIPES["default"]["iterations"]
+    precision = " (bf16)" if amp else " (fp32: bf16 disagrees)"
+    rows.append(measure("fast" + precision, a.device,
+                        lambda: optimize(stylist.objective(content, s.styles), content,  # amp set above
+                                         iterations=max(1, round(fast["iterations"] * k)))))
+    rows.append(measure("fast, fresh" + precision, a.device, lambda: coarse_to_fine(
+        lambda sc: stylist.objective(content, s.styles, None, sc), content,
+        iterations=max(1, round(fast["iterations_first"] * k)), levels=fast["coarse_to_fine"])))
     h, w = content.shape[-2:]
     dev = torch.cuda.get_device_name() if a.device == "cuda" else "cpu (smoke test: no GPU figures)"
     print(table(rows, f"quality mode, one frame at {w}x{h}, {dev}, random VGG-19"))
