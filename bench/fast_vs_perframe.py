@@ -47,6 +47,8 @@ VARIANTS = {
     "multi-scale": {"flow_scales": 2},
     "fusion-1,2,4": {"long_term": (1, 2, 4)},
     "gradient-g1": {"gradient_weight": 1.0},
+    "keep-detail-0.5": {"keep_detail": 0.5},
+    "keep-detail-1": {"keep_detail": 1.0},
     "old-defaults": {"solver": "band", "mask_context": 0.0, "temporal_weight": 1.0},
 }
 

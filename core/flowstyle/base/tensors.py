@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "gaussian_blur"]
+__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "detail_energy", "gaussian_blur"]
 
 
 def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -31,6 +31,19 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
     """Discrete 5-point Laplacian with reflecting (Neumann) borders. (B, C, H, W) -> same."""
     p = F.pad(x, (1, 1, 1, 1), mode="replicate")
     return p[..., 1:-1, 2:] + p[..., 1:-1, :-2] + p[..., 2:, 1:-1] + p[..., :-2, 1:-1] - 4.0 * x
+
+
+def detail_energy(x: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """Local high-frequency energy: box average of the squared Laplacian, mean over channels.
+
+    Args:
+        x: (B, C, H, W) image.
+
+    Returns:
+        (B, 1, H, W).
+    """
+    e = laplacian(x).square().mean(1, keepdim=True)
+    return F.avg_pool2d(e, window, stride=1, padding=window // 2, count_include_pad=False)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, step: int = 1) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ..motion.trace import earlier_results, trace
 from ..motion.warp import warp
 from .fill import PaintedFill
 from .magenta import MagentaStylizer
-from .solve import band_solve, pcg_solve
+from .solve import band_solve, pcg_solve, restore_detail
 
 __all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability", "perframe_target"]
 
@@ -73,6 +73,7 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
         trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
         x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
                       trust=trust.clamp(0.0, 1.0), iterations=s.solver_iterations)
+        x = restore_detail(x, p, s.keep_detail)
     return to_array(x)
 
 

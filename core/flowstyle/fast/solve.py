@@ -19,6 +19,10 @@ Solvers, tensors in and out, no I/O and no device choices:
 - :func:`pcg_solve` (default): the minimizer of E by Jacobi-preconditioned conjugate gradients on
   the correction d = x − p, started from the per-pixel minimizer without the gradient term
   (right at low frequencies, so CG only has the fine band left to fix). Shift-invariant.
+- :func:`restore_detail`: seed 000's anti-blur for the solve's result, a heuristic after it (not
+  part of E): where mixing in the warped past lowered the fine detail below the per-frame
+  stylization's, the finest band is raised back towards p's local detail energy. It trades a
+  little stability (the raised band is partly the new frame's) for strokes as crisp as p's.
 - :func:`band_solve`: the former default, a heuristic filter (not a minimizer): the per-pixel
   blend below a box low-pass cut-off, ``detail`` of p's own fine band above it. Kept for
   comparison in the benchmark.
@@ -31,7 +35,12 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["lowpass", "pull_terms", "energy", "pcg_solve", "band_solve", "SolveStats"]
+from ..base.tensors import detail_energy, gaussian_blur
+
+__all__ = ["lowpass", "pull_terms", "energy", "pcg_solve", "restore_detail", "band_solve", "SolveStats"]
+
+DETAIL_SIGMA = 1.0  # restore_detail: the band it raises is x minus x blurred by this many pixels
+MAX_DETAIL_GAIN = 2.0  # restore_detail: at most this factor on that band
 
 
 def lowpass(x: torch.Tensor, cell: int) -> torch.Tensor:
@@ -153,6 +162,25 @@ def pcg_solve(
         if stats is not None:
             stats.iterations, stats.residual = done, float(torch.linalg.vector_norm(r)) / b_norm
     return target + d
+
+
+def restore_detail(x: torch.Tensor, target: torch.Tensor, strength: float) -> torch.Tensor:
+    """Raise the finest band of ``x`` where its local detail energy fell below ``target``'s.
+
+    gain = 1 + strength · (clamp(sqrt(E(p) / E(x)), 1, MAX_DETAIL_GAIN) − 1) per pixel, E the
+    local Laplacian energy (:func:`~flowstyle.base.tensors.detail_energy`); x + (gain − 1) · (x −
+    blur(x)). Where x already has p's detail (untraced pixels: x = p) nothing changes; detail is
+    only raised, never lowered. A heuristic (module docstring).
+
+    Args:
+        x: (B, C, H, W) the solve's result. target: (B, C, H, W) the per-frame stylization p.
+        strength: 0 (off) .. 1 (restore p's energy fully, within MAX_DETAIL_GAIN).
+    """
+    if strength <= 0:
+        return x
+    ratio = detail_energy(target) / detail_energy(x).clamp(min=1e-8)
+    gain = 1.0 + strength * (ratio.sqrt().clamp(1.0, MAX_DETAIL_GAIN) - 1.0)
+    return x + (gain - 1.0) * (x - gaussian_blur(x, DETAIL_SIGMA))
 
 
 def band_solve(
