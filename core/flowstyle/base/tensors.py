@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "detail_energy", "gaussian_blur"]
+__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "binomial_blur", "gaussian_blur"]
 
 
 def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -33,17 +33,15 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
     return p[..., 1:-1, 2:] + p[..., 1:-1, :-2] + p[..., 2:, 1:-1] + p[..., :-2, 1:-1] - 4.0 * x
 
 
-def detail_energy(x: torch.Tensor, window: int = 5) -> torch.Tensor:
-    """Local high-frequency energy: box average of the squared Laplacian, mean over channels.
-
-    Args:
-        x: (B, C, H, W) image.
-
-    Returns:
-        (B, 1, H, W).
-    """
-    e = laplacian(x).square().mean(1, keepdim=True)
-    return F.avg_pool2d(e, window, stride=1, padding=window // 2, count_include_pad=False)
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """The 5-tap binomial filter [1, 4, 6, 4, 1] / 16 along each axis (a Gaussian of σ = 1 px to
+    within 0.03), borders replicated, by shifted sums (several times faster than a grouped conv on
+    the CPU). (B, C, H, W) -> same."""
+    p = F.pad(x, (2, 2, 0, 0), mode="replicate")
+    y = (p[..., :-4] + p[..., 4:]).add_((p[..., 1:-3] + p[..., 3:-1]).mul_(4)).add_(p[..., 2:-2].mul(6))
+    p = F.pad(y, (0, 0, 2, 2), mode="replicate")
+    y = (p[..., :-4, :] + p[..., 4:, :]).add_((p[..., 1:-3, :] + p[..., 3:-1, :]).mul_(4)).add_(p[..., 2:-2, :].mul(6))
+    return y.div_(256.0)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, step: int = 1) -> torch.Tensor:

@@ -35,11 +35,10 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..base.tensors import detail_energy, gaussian_blur
+from ..base.tensors import binomial_blur, laplacian
 
 __all__ = ["lowpass", "pull_terms", "energy", "pcg_solve", "restore_detail", "band_solve", "SolveStats"]
 
-DETAIL_SIGMA = 1.0  # restore_detail: the band it raises is x minus x blurred by this many pixels
 MAX_DETAIL_GAIN = 2.0  # restore_detail: at most this factor on that band
 
 
@@ -164,13 +163,19 @@ def pcg_solve(
     return target + d
 
 
+def _detail_energy(x: torch.Tensor) -> torch.Tensor:
+    """Local fine-detail energy: the squared Laplacian, mean over channels, binomial-weighted over
+    about 5 x 5 pixels. (B, C, H, W) -> (B, 1, H, W)."""
+    return binomial_blur(laplacian(x).square_().mean(1, keepdim=True))
+
+
 def restore_detail(x: torch.Tensor, target: torch.Tensor, strength: float) -> torch.Tensor:
     """Raise the finest band of ``x`` where its local detail energy fell below ``target``'s.
 
-    gain = 1 + strength · (clamp(sqrt(E(p) / E(x)), 1, MAX_DETAIL_GAIN) − 1) per pixel, E the
-    local Laplacian energy (:func:`~flowstyle.base.tensors.detail_energy`); x + (gain − 1) · (x −
-    blur(x)). Where x already has p's detail (untraced pixels: x = p) nothing changes; detail is
-    only raised, never lowered. A heuristic (module docstring).
+    gain = 1 + strength · (clamp(sqrt(E(p) / E(x)), 1, MAX_DETAIL_GAIN) − 1) per pixel, E the local
+    Laplacian energy (:func:`_detail_energy`); the result is x + (gain − 1) · (x − blur(x)), blur
+    the σ = 1 px binomial filter. Where x already has p's detail (untraced pixels: x = p) nothing
+    changes; detail is only raised, never lowered. A heuristic (module docstring).
 
     Args:
         x: (B, C, H, W) the solve's result. target: (B, C, H, W) the per-frame stylization p.
@@ -178,9 +183,9 @@ def restore_detail(x: torch.Tensor, target: torch.Tensor, strength: float) -> to
     """
     if strength <= 0:
         return x
-    ratio = detail_energy(target) / detail_energy(x).clamp(min=1e-8)
-    gain = 1.0 + strength * (ratio.sqrt().clamp(1.0, MAX_DETAIL_GAIN) - 1.0)
-    return x + (gain - 1.0) * (x - gaussian_blur(x, DETAIL_SIGMA))
+    extra = _detail_energy(target).div_(_detail_energy(x).clamp_(min=1e-8)).sqrt_()
+    extra = extra.clamp_(1.0, MAX_DETAIL_GAIN).sub_(1.0).mul_(strength)  # gain − 1
+    return x + extra * (x - binomial_blur(x))
 
 
 def band_solve(

@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..base.tensors import detail_energy, laplacian
+from ..base.tensors import laplacian
 
 __all__ = [
     "PIXEL_SCALE", "FEATURE_SCALE", "STYLE_LAYERS", "CONTENT_LAYER", "FEATURE_LAYER", "gram_matrix", "content_loss", "style_loss", "tv_loss",
@@ -126,6 +126,19 @@ def feature_temporal_loss(f: torch.Tensor, warped: Sequence[torch.Tensor], masks
     for w, c in zip(warped, masks):
         total = total + (c * (f.float() - w).square()).mean() / w.square().mean().clamp(min=_EPS)
     return total
+
+
+def detail_energy(x: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """Local high-frequency energy: box average of the squared Laplacian, mean over channels.
+
+    Args:
+        x: (B, C, H, W) image.
+
+    Returns:
+        (B, 1, H, W).
+    """
+    e = laplacian(x).square().mean(1, keepdim=True)
+    return F.avg_pool2d(e, window, stride=1, padding=window // 2, count_include_pad=False)
 
 
 def sharpness_loss(x: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
