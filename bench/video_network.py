@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,8 @@ def main() -> None:
         src.close()
         results = {}
         for name, change in configs(args.stable, args.recurrent).items():
-            summary, frames = run(clip, out / clip_name / name.split()[0] / name.replace(" ", "_"),
-                                  dataclasses.replace(settings, **change))
+            slug = re.sub(r"[^a-z0-9]+", "_", name).strip("_")
+            summary, frames = run(clip, out / clip_name / slug, dataclasses.replace(settings, **change))
             results[name] = (summary, frames)
         ref_frames = results["shipped per-frame"][1]
         target = painting if painting is not None else np.mean(

@@ -376,6 +376,7 @@ def make_plan(scene, strip, prefs, *, kind: str = "stylize", resume: bool = Fals
         content_weight=settings.content_weight if quality else None,
         style_weight=settings.style_weight if quality else None,
         vgg_weights=str(_abspath(prefs.vgg_weights)) if quality and prefs.vgg_weights.strip() else None,
+        stylizer=str(_abspath(settings.stylizer)) if not quality and settings.stylizer.strip() else None,
         resume=resume and kind == "stylize",
         preview=preview,
     )

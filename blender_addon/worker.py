@@ -71,6 +71,7 @@ class JobSpec:
     content_weight: float | None = None  # quality mode
     style_weight: float | None = None  # quality mode
     vgg_weights: str | None = None  # quality mode: local VGG-19 file
+    stylizer: str | None = None  # fast mode: a video network from 'flowstyle train'
     resume: bool = False
     preview: int | None = None  # 1-based within ``frames``
     extra_args: tuple[str, ...] = ()
@@ -117,6 +118,8 @@ def build_args(engine_python: str, spec: JobSpec) -> list[str]:
         args += ["--style-weight", format_weight(spec.style_weight)]
     if spec.vgg_weights is not None:
         args += ["--vgg-weights", spec.vgg_weights]
+    if spec.stylizer is not None:
+        args += ["--stylizer", spec.stylizer]
     if spec.resume:
         args.append("--resume")
     if spec.preview is not None:

@@ -149,6 +149,13 @@ class TestTraining:
         with pytest.raises(FlowstyleError, match="other training settings"):
             train(dataclasses.replace(s, lr=1e-3), tmp_path / "n.pt", resume=True, progress=False)
 
+    def test_vgg_weights_add_the_perceptual_losses(self, data, tmp_path, random_vgg):
+        seen = []
+        train(tiny(data, steps=1, batch=1, vgg_weights=str(random_vgg)), tmp_path / "n.pt", progress=False,
+              on_step=lambda step, values: seen.append(values))
+        assert {"content", "style", "distill", "temporal"} <= set(seen[0])
+        assert all(np.isfinite(v) for v in seen[0].values()) and seen[0]["style"] > 0
+
     def test_cli_trains_a_file_the_engine_loads(self, data, tmp_path, capsys):
         out = tmp_path / "cli.pt"
         code = main(["train", "--style", "builtin:3", "--images", str(data / "stills"), "--size", "32", "--steps", "1",
@@ -200,11 +207,25 @@ class TestFastModeWithStylizer:
                                                                                       stylizer=path))
         assert report.status == "ok" and len(frames(tmp_path / "solve")) == 4
 
-    def test_recurrent_network_reads_the_warped_previous_output(self, clip, tmp_path):
+    def test_recurrent_network_reads_the_warped_previous_output(self, clip, tmp_path, monkeypatch):
         path = save(tmp_path / "r.pt", "recurrent", touch_extra=True)
         settings = flowstyle.Settings(size=None, device="cpu", temporal_weight=0.0, stylizer=path)
+        seen, batch = [], VideoStylizer.batch
+        monkeypatch.setattr(VideoStylizer, "batch", lambda self, f, previous=None: seen.append(previous) or
+                            batch(self, f, previous))
         flowstyle.stylize(clip, None, tmp_path / "run", settings)
+        monkeypatch.undo()
         out = frames(tmp_path / "run")
+        assert seen[0] is None and all(p is not None for p in seen[1:])
+        for k, previous in enumerate(seen[1:], 1):  # the previous output moved 2 px left; new content has mask 0
+            mask = previous[0, 3]
+            assert set(mask.unique().tolist()) == {0.0, 1.0} and float(mask[:, -2:].max()) == 0.0
+            assert float(mask.mean()) > 0.6
+            moved = torch.from_numpy(out[k - 1]).permute(2, 0, 1)[:, :, 2:]  # output k-1 where frame k sees it
+            unmoved = torch.from_numpy(out[k - 1]).permute(2, 0, 1)[:, :, :-2]
+            traced = mask[:, :-2] == 1
+            warped, still = ((previous[0, :3, :, :-2] - o).abs().mean(0)[traced].mean() for o in (moved, unmoved))
+            assert float(warped) < 0.5 * float(still)
         stylizer = VideoStylizer(path)
         alone = [stylizer(read_image(p)[0]) for p in sorted(clip.glob("*.png"))]  # zeros for the previous output
         assert np.abs(out[0] - alone[0]).max() <= 1 / 255  # the first frame has no previous output

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from ..base.device import DEVICES
 from ..base.errors import FlowstyleError
@@ -57,6 +58,13 @@ class TrainSettings:
                                             group=LOSS)
     luminance_weight: float = option(10.0, "luminance-aware term: the output's change follows the input's "
                                      "luminance change (ReCoNet)", group=LOSS)
+    vgg_weights: Optional[str] = option(None, "a local torchvision VGG-19 state dict ('torchvision': its download): "
+                                        "adds the papers' perceptual content and Gram style losses", group=LOSS,
+                                        metavar="PATH", shown="none, distillation only")
+    content_weight: float = option(0.05, "with --vgg-weights: relative relu4_2 content loss against the frame",
+                                   group=LOSS)
+    style_weight: float = option(0.5, "with --vgg-weights: relative Gram style loss (the painting's, or the "
+                                 "shipped network's output's for a built-in style)", group=LOSS)
     ramp: int = option(200, "the temporal terms rise linearly to their weights over this many steps", group=LOSS)
     checkpoint_every: int = option(100, "write a resumable checkpoint (OUT.ckpt) every N steps", metavar="N")
 

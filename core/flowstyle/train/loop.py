@@ -31,13 +31,15 @@ from ..fast.magenta import MagentaStylizer
 from ..fast.video_net import build_network, save_video_network, shipped_network
 from ..io.images import atomic_write_bytes
 from ..io.styles import NUM_BUILTIN, StyleRef, parse_style, read_style_image
+from ..quality.vgg import vgg19_features
 from .config import TrainSettings
 from .data import TrainingData
 from .losses import video_losses
+from .perceptual import Perceptual
 
 __all__ = ["train", "style_condition", "checkpoint_path", "TERMS"]
 
-TERMS = ("distill", "feature", "temporal", "feature_temporal", "luminance")
+TERMS = ("distill", "feature", "temporal", "feature_temporal", "luminance", "content", "style")
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -53,8 +55,17 @@ def style_condition(ref: StyleRef) -> tuple[str, np.ndarray]:
 
 def _weights(s: TrainSettings, step: int) -> dict[str, float]:
     ramp = min(1.0, (step + 1) / s.ramp) if s.ramp else 1.0
+    perceptual = {"content": s.content_weight, "style": s.style_weight} if s.vgg_weights else {}
     return {"distill": s.distill_weight, "feature": s.feature_weight, "temporal": ramp * s.temporal_weight,
-            "feature_temporal": ramp * s.feature_temporal_weight, "luminance": ramp * s.luminance_weight}
+            "feature_temporal": ramp * s.feature_temporal_weight, "luminance": ramp * s.luminance_weight} | perceptual
+
+
+def _perceptual(s: TrainSettings, ref: StyleRef, device: str) -> Optional[Perceptual]:
+    """The VGG-19 terms when ``--vgg-weights`` is given ('torchvision': torch.hub's cache or download)."""
+    if not s.vgg_weights:
+        return None
+    vgg = vgg19_features(weights=None if s.vgg_weights == "torchvision" else s.vgg_weights).to(device)
+    return Perceptual(vgg, read_style_image(ref.image) if ref.image else None)
 
 
 def _save_checkpoint(path: Path, header: dict, student: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
@@ -95,7 +106,8 @@ def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, pro
     if not out.parent.is_dir():
         raise FlowstyleError(f"--out '{out}': folder '{out.parent}' does not exist; create it or write elsewhere")
     device = pick_device(s.device)
-    base, condition = style_condition(parse_style(s.style))
+    ref = parse_style(s.style)
+    base, condition = style_condition(ref)
     header = {"variant": s.variant, "base": base, "style": s.style, "condition": [float(v) for v in condition],
               "training": s.header(), "steps": 0, "seconds": 0.0}
     data = TrainingData(s.images, s.pairs, s.hold_out, s.size, s.max_shift)
@@ -105,6 +117,7 @@ def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, pro
     student = build_network(base, s.variant).to(device).train()
     student.requires_grad_(True)
     opt = torch.optim.Adam(student.parameters(), lr=s.lr)
+    perceptual = _perceptual(s, ref, device)
     cond = torch.from_numpy(condition).to(device)  # (26,) or (100,): the networks reshape it
     ckpt = checkpoint_path(out)
     step, seconds = _resume(ckpt, header, student, opt) if resume and ckpt.is_file() else (0, 0.0)
@@ -120,7 +133,7 @@ def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, pro
         t0 = time.perf_counter()
         rng = np.random.default_rng([s.seed, step])
         pair = data.batch(rng, s.batch, real_share=s.real_share, patch_share=s.patch_share).to(device)
-        terms = video_losses(student, teacher, pair, cond, recurrent=s.variant == "recurrent")
+        terms = video_losses(student, teacher, pair, cond, recurrent=s.variant == "recurrent", perceptual=perceptual)
         loss = sum(w * terms[k] for k, w in _weights(s, step).items() if w)
         opt.zero_grad(set_to_none=True)
         loss.backward()

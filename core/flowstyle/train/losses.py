@@ -18,6 +18,8 @@ Shapes: images (B, 3, S, S); flow (B, 2, S, S); masks (B, 1, S, S); the style co
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,7 @@ from ..fast.video_net import RECURRENT_CHANNELS, run_with_features
 from ..motion.warp import warp
 from ..quality.losses import PIXEL_SCALE, feature_temporal_loss, luminance, temporal_loss
 from .pairs import Pair
+from .perceptual import Perceptual
 
 __all__ = ["ENCODER_STRIDE", "shrink_flow", "shrink_mask", "luminance_temporal_loss", "video_losses"]
 
@@ -56,8 +59,9 @@ def _forward(net: nn.Module, frames: torch.Tensor, condition: torch.Tensor, prev
 
 
 def video_losses(student: nn.Module, teacher: nn.Module, pair: Pair, condition: torch.Tensor, *,
-                 recurrent: bool) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch, unweighted: distill, feature, temporal, feature_temporal, luminance.
+                 recurrent: bool, perceptual: Optional[Perceptual] = None) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch, unweighted: distill, feature, temporal, feature_temporal, luminance
+    (and content, style on frame t with ``perceptual``).
 
     ``teacher`` is the shipped network (no gradient); ``student`` the network being trained.
     """
@@ -70,7 +74,8 @@ def video_losses(student: nn.Module, teacher: nn.Module, pair: Pair, condition: 
     previous = torch.cat([warped_o1.detach(), pair.mask], 1) if recurrent else None
     o2, f2 = _forward(student, pair.second, condition, previous)
     small_flow, small_mask = shrink_flow(pair.flow_bw), shrink_mask(pair.mask)
-    return {
+    extra = perceptual(o2, pair.second, t2) if perceptual is not None else {}
+    return extra | {
         "distill": 0.5 * (F.mse_loss(o1, t1) + F.mse_loss(o2, t2)),
         "feature": 0.5 * (F.mse_loss(f1, f1_t) + F.mse_loss(f2, f2_t)) / f2_t.square().mean().clamp(min=1e-12),
         "temporal": temporal_loss(o2, [warped_o1], [pair.mask]) / PIXEL_SCALE ** 2,
