@@ -251,6 +251,19 @@ class TestFastModeWithStylizer:
         assert "--stylizer" in err[0] and expect in err[0] and str(bad) in err[0]
         assert "Traceback" not in err[0]
 
+    def test_style_keys_with_a_stylizer_are_refused_before_the_first_frame(self, clip, tmp_path):
+        keys = {"keys": [{"frame": 2, "style": "builtin:3"}]}
+        with pytest.raises(FlowstyleError, match="runs one trained style"):
+            flowstyle.stylize(clip, None, tmp_path / "o", flowstyle.Settings(size=None, device="cpu",
+                              stylizer=save(tmp_path / "s.pt", "stable")), keyframes=keys)
+        assert not (tmp_path / "o").exists()
+
+    def test_a_retrained_file_changes_the_resume_fingerprint(self, tmp_path):
+        path = save(tmp_path / "s.pt", "stable")
+        before = flowstyle.Settings(stylizer=path).fingerprint()
+        save(tmp_path / "s.pt", "recurrent")
+        assert flowstyle.Settings(stylizer=path).fingerprint() != before
+
     def test_quality_mode_refuses_a_stylizer(self, tmp_path):
         with pytest.raises(FlowstyleError, match="fast-mode network"):
             flowstyle.Settings(mode="quality", stylizer=save(tmp_path / "s.pt", "stable")).resolved()

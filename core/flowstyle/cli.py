@@ -1,4 +1,5 @@
-"""Command line: ``flowstyle stylize INPUT --style STYLE --out DIR [...]`` (DESIGN 3).
+"""Command line: ``flowstyle stylize INPUT --style STYLE --out DIR [...]`` (DESIGN 3), ``flowstyle stitch``
+after farm chunks, and ``flowstyle train --style STYLE --out FILE.pt [...]`` (a video network for ``--stylizer``).
 
 The options are built from the fields of :class:`~flowstyle.settings.Settings` and
 :class:`~flowstyle.settings.RunOptions`, so every setting is reachable here and its default is

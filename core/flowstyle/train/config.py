@@ -31,7 +31,7 @@ class TrainSettings:
                           "recurrent: also reads the warped previous output and its mask (Ruder et al. 2018)",
                           choices=VARIANTS)
     size: int = option(256, "training crops are SIZE x SIZE pixels", metavar="PX")
-    steps: int = option(1500, "optimizer steps")
+    steps: int = option(1000, "optimizer steps")
     batch: int = option(2, "frame pairs per step")
     lr: float = option(1e-4, "Adam learning rate")
     seed: int = option(0, "random seed: the same seed and data give the same network")
@@ -51,6 +51,8 @@ class TrainSettings:
                                 "(disocclusions, Ruder et al. 2018)", group=DATA, metavar="F")
     max_shift: float = option(6.0, "known motion: largest shift in pixels", group=DATA, metavar="PX")
     distill_weight: float = option(1.0, "mean squared distance to the shipped network's own output", group=LOSS)
+    sharpness_weight: float = option(0.1, "anti-blur term: the share of the shipped network's local detail energy "
+                                     "the output lacks (seed 000)", group=LOSS)
     feature_weight: float = option(0.5, "mean squared distance of the encoder features to the shipped network's",
                                    group=LOSS)
     temporal_weight: float = option(10.0, "output-level temporal loss: masked ||O_t - warp(O_t-1)||²", group=LOSS)

@@ -39,7 +39,7 @@ from .perceptual import Perceptual
 
 __all__ = ["train", "style_condition", "checkpoint_path", "TERMS"]
 
-TERMS = ("distill", "feature", "temporal", "feature_temporal", "luminance", "content", "style")
+TERMS = ("distill", "sharpness", "feature", "temporal", "feature_temporal", "luminance", "content", "style")
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -56,7 +56,8 @@ def style_condition(ref: StyleRef) -> tuple[str, np.ndarray]:
 def _weights(s: TrainSettings, step: int) -> dict[str, float]:
     ramp = min(1.0, (step + 1) / s.ramp) if s.ramp else 1.0
     perceptual = {"content": s.content_weight, "style": s.style_weight} if s.vgg_weights else {}
-    return {"distill": s.distill_weight, "feature": s.feature_weight, "temporal": ramp * s.temporal_weight,
+    return {"distill": s.distill_weight, "sharpness": s.sharpness_weight, "feature": s.feature_weight,
+            "temporal": ramp * s.temporal_weight,
             "feature_temporal": ramp * s.feature_temporal_weight, "luminance": ramp * s.luminance_weight} | perceptual
 
 
