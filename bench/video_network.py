@@ -5,7 +5,8 @@
 
 The networks must be trained with the benchmark clips held out; the README's command trains on the
 six style paintings and the pairs of ../shared/data/flow except middlebury-RubberWhale and
-sintel-cave_2 (frames of two of these clips), so none of the three clips is seen in training.
+sintel-cave_2 (frames of two of these clips; sintel_raft_demo's frames differ from every training
+pair's), so none of the three clips is seen in training.
 
 Per clip, for the shipped network per-frame, the stable network alone, the recurrent network alone,
 and each of them followed by fast mode's temporal solve (the engine run with ``--stylizer``):
