@@ -149,6 +149,17 @@ class TestTraining:
         with pytest.raises(FlowstyleError, match="other training settings"):
             train(dataclasses.replace(s, lr=1e-3), tmp_path / "n.pt", resume=True, progress=False)
 
+    def test_init_trains_on_from_a_file_of_the_same_kind(self, data, tmp_path):
+        first = train(tiny(data, steps=1, batch=1), tmp_path / "a.pt", progress=False)
+        train(tiny(data, steps=1, batch=1, init=str(tmp_path / "a.pt")), tmp_path / "b.pt", progress=False)
+        a, b = (load_video_network(tmp_path / n)[1].state_dict() for n in ("a.pt", "b.pt"))
+        shipped = shipped_network("multistyle26").state_dict()
+        key = "contract.conv1.conv.weight"
+        assert first["steps"] == 1 and not torch.equal(a[key], b[key]) and not torch.equal(a[key], shipped[key])
+        with pytest.raises(FlowstyleError, match="is a stable network for builtin:7"):
+            train(tiny(data, steps=1, variant="recurrent", init=str(tmp_path / "a.pt")), tmp_path / "c.pt",
+                  progress=False)
+
     def test_vgg_weights_add_the_perceptual_losses(self, data, tmp_path, random_vgg):
         seen = []
         train(tiny(data, steps=1, batch=1, vgg_weights=str(random_vgg)), tmp_path / "n.pt", progress=False,

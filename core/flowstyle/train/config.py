@@ -68,6 +68,9 @@ class TrainSettings:
     style_weight: float = option(0.5, "with --vgg-weights: relative Gram style loss (the painting's, or the "
                                  "shipped network's output's for a built-in style)", group=LOSS)
     ramp: int = option(200, "the temporal terms rise linearly to their weights over this many steps", group=LOSS)
+    init: Optional[str] = option(None, "start from this network (a 'flowstyle train' file of the same variant and "
+                                 "style) instead of the shipped one: train on, e.g. with other weights",
+                                 metavar="FILE", shown="the shipped network")
     checkpoint_every: int = option(100, "write a resumable checkpoint (OUT.ckpt) every N steps", metavar="N")
 
     def resolved(self) -> "TrainSettings":

@@ -28,7 +28,7 @@ import torch
 from ..base.device import pick_device
 from ..base.errors import Cancelled, FlowstyleError
 from ..fast.magenta import MagentaStylizer
-from ..fast.video_net import build_network, save_video_network, shipped_network
+from ..fast.video_net import build_network, load_video_network, save_video_network, shipped_network
 from ..io.images import atomic_write_bytes
 from ..io.styles import NUM_BUILTIN, StyleRef, parse_style, read_style_image
 from ..quality.vgg import vgg19_features
@@ -91,6 +91,17 @@ def _resume(path: Path, header: dict, student: torch.nn.Module, opt: torch.optim
     return int(saved["steps"]), float(saved.get("seconds", 0.0))
 
 
+def _start(s: TrainSettings, base: str) -> torch.nn.Module:
+    """The student before step 1: the shipped network (widened for ``recurrent``), or the ``--init`` file's."""
+    if not s.init:
+        return build_network(base, s.variant)
+    header, net = load_video_network(s.init)
+    if (header["variant"], header["base"], header["style"]) != (s.variant, base, s.style):
+        raise FlowstyleError(f"--init '{s.init}' is a {header['variant']} network for {header['style']}: train on "
+                             f"with --variant {header['variant']} --style {header['style']}, or drop --init")
+    return net
+
+
 def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, progress: bool = True,
           on_step: Optional[Callable[[int, dict], None]] = None, cancel: Optional[Callable[[], bool]] = None) -> dict:
     """Train a video network and write it to ``out``; returns the file's header.
@@ -115,7 +126,7 @@ def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, pro
     header["data"] = data.describe()
     torch.manual_seed(s.seed)
     teacher = shipped_network(base).to(device).eval()
-    student = build_network(base, s.variant).to(device).train()
+    student = _start(s, base).to(device).train()
     student.requires_grad_(True)
     opt = torch.optim.Adam(student.parameters(), lr=s.lr)
     perceptual = _perceptual(s, ref, device)
