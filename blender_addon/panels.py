@@ -137,6 +137,7 @@ class FLOWSTYLE_PT_strip(_FlowstylePanel, Panel):
 
         col = layout.column()
         col.prop(settings, "mode")
+        col.prop(settings, "stylizer")
         col.prop(settings, "use_source_size")
         _column(col, not settings.use_source_size).prop(settings, "size")
 

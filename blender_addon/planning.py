@@ -377,6 +377,7 @@ def make_plan(scene, strip, prefs, *, kind: str = "stylize", resume: bool = Fals
         style_weight=settings.style_weight if quality else None,
         recipe=("fast" if kind == "preview" else settings.recipe.lower()) if quality else None,
         vgg_weights=str(_abspath(prefs.vgg_weights)) if quality and prefs.vgg_weights.strip() else None,
+        stylizer=str(_abspath(settings.stylizer)) if not quality and settings.stylizer.strip() else None,
         resume=resume and kind == "stylize",
         preview=preview,
     )

@@ -173,6 +173,8 @@ class FLOWSTYLE_PG_strip_settings(PropertyGroup):
     mode: EnumProperty(name="Mode",
                        description="Fast: feed-forward network plus temporal smoothing. Quality: optimization",
                        items=_MODES, default='DEFAULT')
+    stylizer: path_prop("Trained Stylizer", "A video network made by 'flowstyle train' (fast mode): it replaces "
+                                            "the shipped network and brings its own style; empty uses the styles above")
     use_source_size: _switch("Source Size", "Stylize at the media's own resolution")
     size: IntProperty(name="Working Size", description="Longest side of the stylized frames, in pixels",
                       min=64, max=8192, soft_max=4096, default=1024, subtype='PIXEL')

@@ -72,6 +72,7 @@ class JobSpec:
     style_weight: float | None = None  # quality mode
     recipe: str | None = None  # quality mode: default or fast
     vgg_weights: str | None = None  # quality mode: local VGG-19 file
+    stylizer: str | None = None  # fast mode: a video network from 'flowstyle train'
     resume: bool = False
     preview: int | None = None  # 1-based within ``frames``
     extra_args: tuple[str, ...] = ()
@@ -120,6 +121,8 @@ def build_args(engine_python: str, spec: JobSpec) -> list[str]:
         args += ["--vgg-weights", spec.vgg_weights]
     if spec.recipe is not None:
         args += ["--recipe", spec.recipe]
+    if spec.stylizer is not None:
+        args += ["--stylizer", spec.stylizer]
     if spec.resume:
         args.append("--resume")
     if spec.preview is not None:

@@ -54,13 +54,14 @@ class TestBuildArgs:
             input="/ä/shot_%04d.png", out="/o", styles=("a.jpg:0.7", "builtin:4:0.3"), mode="quality",
             frames=(3, 9), size=256, flow="deepflow", temporal_weight=1000.0, long_term=(1, 2, 4),
             passes=3, keyframes="/k.json", device="cpu", resume=True, preview=2, recipe="fast",
+            stylizer="/n/stable7.pt",
         )
         args = worker.build_args("/py", spec)
         text = " ".join(args)
         for piece in ("--style a.jpg:0.7 --style builtin:4:0.3", "--mode quality", "--frames 3:9",
                       "--size 256", "--flow deepflow", "--temporal-weight 1000", "--long-term 1,2,4",
                       "--passes 3", "--keyframes /k.json", "--device cpu", "--resume", "--preview 2",
-                      "--recipe fast"):
+                      "--recipe fast", "--stylizer /n/stable7.pt"):
             assert piece in text
         assert args[4] == "/ä/shot_%04d.png"  # one list item, never split or quoted
         assert args[-1] == "--json-progress"

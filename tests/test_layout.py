@@ -3,7 +3,7 @@
 Every import counts, also those inside functions (only optional heavy dependencies may load
 late, and those are outside the engine). The layers, lowest first:
 
-    base -> io -> settings, motion -> context -> keyframes -> fast, quality -> scale -> pipeline -> cli
+    base -> io -> settings, motion -> context -> keyframes -> fast, quality -> scale, train -> pipeline -> cli
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 ENGINE = Path(__file__).resolve().parents[1] / "core" / "flowstyle"
 LAYERS = {"base": 0, "io": 1, "settings": 2, "motion": 2, "context": 3, "keyframes": 4, "fast": 5, "quality": 5,
-          "scale": 6, "pipeline": 7, "cli": 8, "__init__": 9, "__main__": 9}
+          "scale": 6, "train": 6, "pipeline": 7, "cli": 8, "__init__": 9, "__main__": 9}
 
 
 def module_name(path: Path, root: Path = ENGINE) -> str:

@@ -1,4 +1,5 @@
-"""Command line: ``flowstyle stylize INPUT --style STYLE --out DIR [...]`` (DESIGN 3).
+"""Command line: ``flowstyle stylize INPUT --style STYLE --out DIR [...]`` (DESIGN 3), ``flowstyle stitch``
+after farm chunks, and ``flowstyle train --style STYLE --out FILE.pt [...]`` (a video network for ``--stylizer``).
 
 The options are built from the fields of :class:`~flowstyle.settings.Settings` and
 :class:`~flowstyle.settings.RunOptions`, so every setting is reachable here and its default is
@@ -15,13 +16,15 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .base import VERSION
-from .base.errors import FlowstyleError
+from .base.errors import Cancelled, FlowstyleError
 from .io.progress import Progress
 from .io.report import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE
 from .settings import RunOptions, Settings, describe_default
+from .train import TrainSettings
 
 __all__ = ["main", "build_parser", "UsageError"]
 
@@ -62,6 +65,12 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
             _add_field(s, groups, f)
     sub.add_parser("stylize", parents=[s], help="stylize a clip into a folder of frames")
     sub.add_parser("stitch", parents=[s], help="after farm chunk jobs (--chunk I/N): make the chunk boundaries consistent")
+    t = sub.add_parser("train", help="fine-tune a stylizer into a video network for fast mode's --stylizer")
+    t.add_argument("--out", required=True, help="the network file to write, e.g. stable7.pt")
+    t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt when it exists (default: off)")
+    train_groups: dict = {"general": t}
+    for f in dataclasses.fields(TrainSettings):
+        _add_field(t, train_groups, f)
     return p
 
 
@@ -80,6 +89,35 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, RunOptions]:
     settings = Settings(**_values(Settings, args)).resolved()
     options = RunOptions(**_values(RunOptions, args), stitch=args.command == "stitch").checked()
     return settings, options
+
+
+def _stylize(args: argparse.Namespace, emit: Progress, cancelled: threading.Event) -> tuple[str, int]:
+    """``flowstyle stylize`` and ``stitch``: the run, and its summary line for people."""
+    from .pipeline import run
+
+    settings, options = settings_from_args(args)
+    report = run(args.input, settings, args.out, options, on_event=emit, cancel=cancelled.is_set)
+    if not emit.json_lines and options.preview is None:
+        summ = report.summary()
+        print(f"{summ['frames_total']} frames in {args.out} ({summ['seconds_per_frame']:.2f} s/frame, "
+              f"warping error {summ['warping_error_mean']})", file=sys.stderr)
+    return report.status, report.return_code
+
+
+def _train(args: argparse.Namespace, emit: Progress, cancelled: threading.Event) -> tuple[str, int]:
+    """``flowstyle train``: the network file, and one line saying what was made (or where it stopped)."""
+    from .train.loop import checkpoint_path, train
+
+    try:
+        header = train(TrainSettings(**_values(TrainSettings, args)), args.out, resume=args.resume,
+                       progress=not emit.json_lines, cancel=cancelled.is_set)
+    except Cancelled:
+        print(f"stopped; 'flowstyle train ... --resume' continues from {checkpoint_path(Path(args.out))}",
+              file=sys.stderr)
+        return "cancelled", EXIT_CANCELLED
+    print(f"{header['variant']} network for {header['style']} in {args.out}: {header['steps']} steps, "
+          f"{header['seconds']:.0f} s of training ({header['data']})", file=sys.stderr)
+    return "ok", EXIT_OK
 
 
 class UsageError(Exception):
@@ -113,15 +151,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status, code = "failed", EXIT_ERROR
     try:
         args = build_parser(json_errors=emit.json_lines).parse_args(argv)
-        from .pipeline import run
-
-        settings, options = settings_from_args(args)
-        report = run(args.input, settings, args.out, options, on_event=emit, cancel=cancelled.is_set)
-        status, code = report.status, report.return_code
-        if not emit.json_lines and options.preview is None:
-            summ = report.summary()
-            print(f"{summ['frames_total']} frames in {args.out} ({summ['seconds_per_frame']:.2f} s/frame, "
-                  f"warping error {summ['warping_error_mean']})", file=sys.stderr)
+        if args.command == "train":
+            status, code = _train(args, emit, cancelled)
+        else:
+            status, code = _stylize(args, emit, cancelled)
     except UsageError as exc:
         emit({"event": "error", "message": str(exc)})
         code = EXIT_USAGE

@@ -26,6 +26,7 @@ from .context import EventFn, RunContext
 from .fast.perframe import NOTE as PERFRAME_NOTE
 from .fast.perframe import compare_perframe
 from .fast.run import preview_fast, run_fast
+from .fast.video_net import load_video_network
 from .io import names
 from .io.frames import FrameSource, open_source
 from .io.images import read_image, write_png
@@ -95,6 +96,7 @@ def run(source: Union[str, Path], settings: Settings, out: Union[str, Path], opt
     device = pick_device(settings.device)
     timeline = load_keyframes(settings, len(src), keyframes)
     _check_styles(timeline)
+    _check_stylizer(settings, timeline)
     src.check_frames()
     _check_chunks(options, len(src))
     _check_no_overwrite(out, src, timeline, settings.keyframes if keyframes is None else keyframes)
@@ -225,6 +227,16 @@ def _check_styles(timeline: Timeline) -> None:
             if ref.image and ref.image not in seen:
                 seen.add(ref.image)
                 read_style_image(ref.image)
+
+
+def _check_stylizer(settings: Settings, timeline: Timeline) -> None:
+    """Read the ``--stylizer`` file now, so a bad one fails before the first frame; it has one style of its own."""
+    if not settings.stylizer:
+        return
+    load_video_network(settings.stylizer)
+    if timeline.keys or timeline.overrides:
+        raise FlowstyleError(f"--stylizer '{settings.stylizer}' runs one trained style: style keys and painted "
+                             "overrides (--keyframes) need the shipped networks; drop one of the two")
 
 
 def _context(src: FrameSource, settings: Settings, out: Path, device: str, timeline: Timeline, options: RunOptions,

@@ -13,8 +13,10 @@ parser from them, so a default is written once, here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .base.device import DEVICES
@@ -72,6 +74,14 @@ def parse_chunk(text: str) -> tuple[int, int]:
     if not sep or not 1 <= i <= n:
         raise FlowstyleError(f"--chunk '{text}' must be I/N with 1 <= I <= N, like 2/8")
     return i, n
+
+
+def _file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes ('missing' when it cannot be read; the run refuses it later)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
 
 
 def _styles(texts: list[str]) -> tuple[StyleRef, ...]:
@@ -178,6 +188,9 @@ class Settings:
     stroke_scale: float = option(1.0, "size of the brush strokes relative to the frame: the stylizer network runs "
                                  "at the working size / S and is resized back (2: strokes twice as large, about 4x "
                                  "faster, softer detail)", group=FAST, metavar="S")
+    stylizer: Optional[str] = option(None, "a video network written by 'flowstyle train' in place of the shipped "
+                                     "network (it brings its own style; --style and style keys do not apply)",
+                                     group=FAST, metavar="PATH", shown="the shipped Magenta networks")
     # quality mode (DESIGN 4.4)
     content_weight: float = option(5.0, "α: weight of the relu4_2 feature MSE (the reference's scale: "
                                    "artistic-videos' weights mean here what they mean there)", group=QUALITY)
@@ -262,6 +275,8 @@ class Settings:
         if s.fidelity_weight <= 0 or not 0 <= s.detail <= 1 or s.band < 1:
             raise FlowstyleError(f"fast mode needs --fidelity-weight > 0, --detail in [0, 1] and --band >= 1; "
                                  f"got {s.fidelity_weight:g}, {s.detail:g} and {s.band}")
+        if s.stylizer and s.mode != "fast":
+            raise FlowstyleError(f"--stylizer '{s.stylizer}' is a fast-mode network: use --mode fast, or drop --stylizer")
         return s
 
     def fingerprint(self) -> dict:
@@ -270,6 +285,8 @@ class Settings:
         for k in ("device", "keyframes"):
             d.pop(k)
         d["styles"] = [str(s) for s in self.styles]
+        if self.stylizer:  # a retrained file at the same path changes the pixels
+            d["stylizer"] = f"{self.stylizer} sha256:{_file_digest(self.stylizer)}"
         return d
 
 

@@ -11,7 +11,7 @@ bpy = pytest.importorskip("bpy")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from .addon_helpers import RUBBERWHALE, add_style, image_strip, need, run_op  # noqa: E402
-from blender_addon import planning  # noqa: E402
+from blender_addon import planning, worker  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -171,6 +171,17 @@ def test_style_specs(scene, prefs, tmp_path):
     second.image = str(tmp_path / "gone.jpg")
     with pytest.raises(planning.PlanError, match=r"image '.*gone\.jpg' not found \(style 1 of strip 'whale'\)"):
         planning.make_plan(scene, strip, prefs)
+
+
+def test_trained_stylizer_reaches_the_engine_in_fast_mode_only(scene, prefs, tmp_path):
+    strip = add_style(image_strip(scene, 2))
+    assert planning.make_plan(scene, strip, prefs).spec.stylizer is None
+    strip.flowstyle.stylizer = str(tmp_path / "stable7.pt")
+    plan = planning.make_plan(scene, strip, prefs)
+    assert plan.spec.stylizer == str(tmp_path / "stable7.pt")
+    assert "--stylizer" in worker.build_args("/py", plan.spec)
+    strip.flowstyle.mode = 'QUALITY'
+    assert planning.make_plan(scene, strip, prefs).spec.stylizer is None
 
 
 def test_duplicate_keys(scene, prefs):

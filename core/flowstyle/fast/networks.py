@@ -117,9 +117,9 @@ class Conv(Quantizable):
         On the CPU, a large kernel to few channels (the 9x9 convs to and from RGB) runs through
         NNPACK's FFT convolution where torch has it, else as a space-to-depth conv
         (:mod:`~flowstyle.fast.conv_plans`; same result to float rounding, oneDNN is slow there),
-        unless activations are being rounded as the int8 file does.
+        unless activations are being rounded as the int8 file does, or the weight is being trained.
         """
-        if (padded.device.type == "cpu" and self._quant is None and self.kernel >= 9 and self.stride == 1
+        if (padded.device.type == "cpu" and self._plans_usable() and self.kernel >= 9 and self.stride == 1
                 and self.groups == 1 and self.weight.shape[0] <= 8):
             if nnpack_usable(padded):
                 return nnpack_conv(padded, self.weight, self.bias)
@@ -131,11 +131,16 @@ class Conv(Quantizable):
         """This 3x3 conv (reflect padding) of the nearest-2x upsample of x: (B, C_in, H, W) -> (B, C_out, 2H, 2W).
 
         On the CPU it is computed at the low resolution, four output phases at a time (same result);
-        elsewhere, and while activations are rounded, as written.
+        elsewhere, while activations are rounded, and while the weight is trained, as written.
         """
-        if x.device.type == "cpu" and self._quant is None and self.kernel == 3 and self.padding == "reflect":
+        if x.device.type == "cpu" and self._plans_usable() and self.kernel == 3 and self.padding == "reflect":
             return upsample_conv(x, self._derived("up2", upsample_conv_weight), self.bias)
         return self(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+    def _plans_usable(self) -> bool:
+        """Whether the rearranged CPU plans may run: not while activations are rounded, and not while the
+        weight is being trained (a rearranged copy carries no gradient, and would be remade every step)."""
+        return self._quant is None and not (torch.is_grad_enabled() and self.weight.requires_grad)
 
     def _derived(self, kind: str, make: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """A weight rearranged by ``make``, made once per weight version, dtype and device."""

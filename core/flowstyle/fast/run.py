@@ -18,8 +18,10 @@ from ..motion.warp import warp
 from .fill import PaintedFill
 from .magenta import MagentaStylizer
 from .solve import band_solve, pcg_solve, restore_detail
+from .video_net import VideoStylizer
 
-__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability", "perframe_target"]
+__all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability", "perframe_target",
+           "make_stylizer", "recurrent_target"]
 
 
 def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch.Tensor, flow_bw: torch.Tensor,
@@ -87,6 +89,26 @@ def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame)
     return strength * target + (1.0 - strength) * frame.rgb if strength < 1.0 else target
 
 
+def make_stylizer(ctx: RunContext) -> MagentaStylizer:
+    """The run's per-frame network: the shipped Magenta ones, or the ``--stylizer`` video network."""
+    s = ctx.settings
+    if s.stylizer:
+        return VideoStylizer(s.stylizer, device=ctx.device, stroke_scale=s.stroke_scale)
+    return MagentaStylizer(device=ctx.device, stroke_scale=s.stroke_scale)
+
+
+def recurrent_target(ctx: RunContext, stylizer: VideoStylizer, frame: Frame, history: History) -> np.ndarray:
+    """A recurrent video network's output for ``frame``: its input also holds the previous output warped
+    into the frame and the consistency mask of that step (the engine's flow -> mask -> warp, as the
+    temporal solve traces it); zeros where there is no previous frame. (H, W, 3) float in [0, 1]."""
+    previous = None
+    if history and history[-1][0].index == frame.index - 1:
+        traced = trace(ctx.flows, frame, earlier_results(history, (1,)), device=ctx.device,
+                       warp_mode=ctx.settings.warp_mode)
+        previous = torch.cat([traced.warped[1][:, :3].float(), traced.consistency[1].float()], 1)
+    return to_array(stylizer.batch(to_tensor(frame.rgb, ctx.device), previous))
+
+
 def _target(stylizer: MagentaStylizer, fill: PaintedFill, timeline: Timeline, frame: Frame,
             look: Optional[Look]) -> np.ndarray:
     """What the solve pulls towards: the per-frame stylization, or inside a painted stretch the painted
@@ -107,7 +129,7 @@ class FrameSolver:
 
     def __init__(self, ctx: RunContext, timeline: Timeline):
         self.ctx, self.timeline = ctx, timeline
-        self.stylizer = MagentaStylizer(device=ctx.device, stroke_scale=ctx.settings.stroke_scale)
+        self.stylizer = make_stylizer(ctx)
         self.looks = PaintedLooks(ctx, timeline)
         self.fill = PaintedFill(self.looks, self.stylizer)
         self.state: dict = {}  # what the temporal step carries from frame to frame
@@ -120,7 +142,10 @@ class FrameSolver:
         look = self.looks.look(k) if self.looks else None
         if look is not None and look.exact is not None:  # the artist's frame is the output
             return quantize(look.exact, frame.bit_depth)
-        target = _target(self.stylizer, self.fill, self.timeline, frame, look)
+        if getattr(self.stylizer, "recurrent", False):
+            target = recurrent_target(ctx, self.stylizer, frame, history)
+        else:
+            target = _target(self.stylizer, self.fill, self.timeline, frame, look)
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
         # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
@@ -151,7 +176,7 @@ def preview_fast(ctx: RunContext, timeline: Timeline, frame: Frame) -> np.ndarra
     Inside a painted key's stretch it is that key's look (the painting carried here, new pixels in
     its look), as the render will show it; elsewhere the per-frame stylization.
     """
-    stylizer = MagentaStylizer(device=ctx.device, stroke_scale=ctx.settings.stroke_scale)
+    stylizer = make_stylizer(ctx)
     looks = PaintedLooks(ctx, timeline)
     look = looks.look(frame.index) if looks else None
     if look is not None and look.exact is not None:
