@@ -176,8 +176,7 @@ class Settings:
     keep_detail: float = option(1.0, "seed 000's anti-blur after the solve (a heuristic): raise the finest band "
                                 "where blending in the past lowered it below the per-frame stylization's detail; "
                                 "1 restores it fully (crisper strokes, the look held; about 10 percent more "
-                                "warping error), 0 off", group=FAST,
-                                metavar="S")
+                                "warping error), 0 off", group=FAST, metavar="S")
     incremental_mask: int = option(0, "seed 000's incremental mask: a newly traced pixel's pull builds up over "
                                    "this many frames, and resets where tracing breaks; 0 off", group=FAST, metavar="N")
     solver_iterations: int = option(5, "pcg: at most this many iterations per frame (5 reach the minimum within "
@@ -216,8 +215,7 @@ class Settings:
     seed: int = option(0, "random seed", group=QUALITY)
     coarse_to_fine: Optional[int] = option(None, "coarser levels (each half size, 2.5x the iterations of the level "
                                            "above) optimized before a fresh frame's full size", kind=int,
-                                           shown="the recipe's: 0, fast 2",
-                                 group=QUALITY, metavar="LEVELS")
+                                           shown="the recipe's: 0, fast 2", group=QUALITY, metavar="LEVELS")
     temporal_luminance: bool = option(False, "luminance-aware temporal term: the target follows the input's "
                                       "lighting changes (ReCoNet)", group=QUALITY)
     feature_temporal_weight: float = option(0.0, "feature-level temporal term on relu3_1 (ReCoNet); 0 off",

@@ -277,13 +277,21 @@ class MultiStyleTransformer(nn.Module):
 
     def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         """image (B, 3, H, W), style_weights (26,) (one style for the batch) or (B, 26) -> (B, 3, H, W)."""
+        return self.forward_with_features(image, style_weights)[0]
+
+    def forward_with_features(self, image: torch.Tensor, style_weights: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, and the encoder's features after the contract layers (B, 32, H / 4, W / 4)."""
         if image.shape[-2] % 4 or image.shape[-1] % 4:
             raise ValueError(f"image sides must be multiples of 4, got {tuple(image.shape[-2:])}")
         w = style_weights.to(image.dtype).reshape(-1, NUM_STYLES)  # (1, 26): one style for the batch
         x = image
-        for block in (*self.contract.values(), *self.residual.values(), *self.expand.values()):
+        for block in self.contract.values():
             x = block(x, w)
-        return x
+        features = x
+        for block in (*self.residual.values(), *self.expand.values()):
+            x = block(x, w)
+        return x, features
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,6 +452,10 @@ class ArbitraryTransformer(Quantizable):
         })
 
     def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(image, style)[0]
+
+    def forward_with_features(self, image: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`, and the encoder's features after the contract layers (B, 32, H / 4, W / 4)."""
         if image.shape[-2] % 4 or image.shape[-1] % 4:
             raise ValueError(f"image sides must be multiples of 4, got {tuple(image.shape[-2:])}")
         if style.shape[-1] != STYLE_DIM:
@@ -452,8 +464,9 @@ class ArbitraryTransformer(Quantizable):
         x = image
         for layer in self.contract.values():
             x = layer(x)
+        features = x
         for block in self.residual.values():
             x = block(x, s)
         for layer in self.expand.values():
             x = layer(x, s)
-        return x
+        return x, features

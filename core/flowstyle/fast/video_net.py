@@ -81,26 +81,8 @@ def run_with_features(net: nn.Module, image: torch.Tensor, condition: torch.Tens
     Returns:
         (B, 3, H, W) output in [0, 1], (B, 32, H / 4, W / 4) features.
     """
-    if isinstance(net, MultiStyleTransformer):
-        w = condition.to(image.dtype).reshape(-1, condition.shape[-1])
-        x = image
-        for block in net.contract.values():
-            x = block(x, w)
-        features = x
-        for block in (*net.residual.values(), *net.expand.values()):
-            x = block(x, w)
-        return x, features
-    if isinstance(net, ArbitraryTransformer):
-        s = condition.to(image.dtype).reshape(-1, condition.shape[-1], 1, 1)
-        x = image
-        for layer in net.contract.values():
-            x = layer(x)
-        features = x
-        for block in net.residual.values():
-            x = block(x, s)
-        for layer in net.expand.values():
-            x = layer(x, s)
-        return x, features
+    if isinstance(net, (MultiStyleTransformer, ArbitraryTransformer)):
+        return net.forward_with_features(image, condition.reshape(-1, condition.shape[-1]))
     raise TypeError(f"not a Magenta transformer: {type(net).__name__}")
 
 

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..motion.warp import warp
+from ..motion.warp import sample_grid, warp
 
 __all__ = ["Pair", "stack_pairs", "crop", "affine_flow", "inside_mask", "margin_for", "known_motion"]
 
@@ -72,10 +72,7 @@ def affine_flow(size: int, rng: np.random.Generator, *, max_shift: float = 6.0, 
 
 def inside_mask(flow_bw: torch.Tensor) -> torch.Tensor:
     """1 where x + flow_bw(x) lies inside the frame (border included): (B, 2, H, W) -> (B, 1, H, W)."""
-    h, w = flow_bw.shape[-2:]
-    xs, ys = _grid(max(h, w), flow_bw.device)
-    px, py = xs[:h, :w] + flow_bw[:, 0], ys[:h, :w] + flow_bw[:, 1]
-    return ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).float()[:, None]
+    return (sample_grid(flow_bw).abs() <= 1.0).all(dim=-1).float()[:, None]  # the masks' out-of-frame test
 
 
 def margin_for(size: int, max_shift: float) -> int:
