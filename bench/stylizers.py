@@ -5,15 +5,16 @@
 
 Per shared painting and per built-in style, at --size on the shared clips (--frames frames from each,
 spread over the clip), old and new stylized in turn on the same frame:
-- seconds per frame: old (onnxruntime; paintings at the fixed 384x384 and upscaled) and torch on
-  the CPU at the working size (float; and with the int8 file's rounding emulated), and on CUDA
-  (half precision) where a GPU is visible;
+- seconds per frame: old (onnxruntime, on as many threads as torch; paintings at the fixed 384x384
+  and upscaled) and torch on the CPU at the working size (the default --precision auto: on a CPU with
+  native bfloat16 the arbitrary network's 3x3 convs in bfloat16; float32 throughout; and with the
+  int8 file's rounding emulated), and on CUDA (half precision) where a GPU is visible;
 - crop style distance: the mean distance of the Magenta style embeddings of 256-px crops of the output
   from the painting's embedding (lower: closer to the painting; the torch predictor in float is the
   yardstick for every column);
 - sharpness: mean gradient magnitude of the output.
 Bars: crop style distance no worse than the old path; CPU time no worse than 1.2x the old path.
-Writes a contact sheet per painting: the old path, the torch port in float (the default) and with the
+Writes a contact sheet per painting: the old path, the torch port as run by default and with the
 int8 rounding emulated, one column per clip.
 """
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     for style in [StyleRef(image=str(p)) for p in paintings] + [StyleRef(builtin=b) for b in builtins]:
         name = Path(style.image).stem if style.image else f"builtin:{style.builtin}"
         runs = {"old": OnnxStylizer(style), "torch": MagentaStylizer([style], stroke_scale=args.stroke_scale),
+                "float32": MagentaStylizer([style], stroke_scale=args.stroke_scale, precision="float"),
                 "int8": MagentaStylizer([style], quantized=True)}
         if cuda:
             runs["cuda"] = MagentaStylizer([style], device="cuda")
@@ -119,12 +121,12 @@ def main() -> None:
                     h = rgbs[0].shape[0]
                     sheet_cols.append(np.concatenate([
                         fit_height(label(outs["old"], f"old ONNX 384px, {clip}"), h),
-                        fit_height(label(outs["torch"], f"torch float (default), {clip}"), h),
+                        fit_height(label(outs["torch"], f"torch (default), {clip}"), h),
                         fit_height(label(outs["int8"], f"torch int8 emulated, {clip}"), h)], axis=0))
         row = {"style": name,
                "old s/f": float(np.median(secs["old"])), "torch s/f": float(np.median(secs["torch"])),
                "ratio": float(np.median(secs["torch"]) / np.median(secs["old"])),
-               "int8-emul s/f": float(np.median(secs["int8"]))}
+               "float32 s/f": float(np.median(secs["float32"])), "int8-emul s/f": float(np.median(secs["int8"]))}
         if cuda:
             row["cuda s/f"] = float(np.median(secs["cuda"]))
         if target is not None:

@@ -69,6 +69,7 @@ def test_mode_defaults_are_shown_per_mode():
     (("--detail", "1.5"), "--detail in [0, 1]"),
     (("--margin", "-5"), "--margin must be 0 or more"),
     (("--temporal-weight", "inf"), "must be a finite number"),
+    (("--keep-detail", "-1"), "--keep-detail must be 0"),
 ])
 def test_bad_values_are_one_clear_line(extra, message):
     with pytest.raises(FlowstyleError, match=message.replace("[", r"\[").replace("]", r"\]")):

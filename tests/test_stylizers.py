@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flowstyle import FlowstyleError
-from flowstyle.fast.magenta import STYLE_SIZE, MagentaStylizer, model_path
+from flowstyle.fast.magenta import STYLE_SIZE, MagentaStylizer, cpu_has_bfloat16, model_path
 from flowstyle.fast.networks import ArbitraryTransformer, MultiStyleTransformer, Quantizable, StylePredictor
 from flowstyle.fast.onnx_weights import OnnxTensors, load_weights, read_onnx
 from flowstyle.io import read_image, write_png
@@ -275,6 +275,30 @@ class TestMagentaStylizer:
             gpu, cpu = MagentaStylizer([st], device="cuda"), MagentaStylizer([st])
             assert gpu.dtype == torch.float16
             assert np.abs(gpu(frames[0]) - cpu(frames[0])).max() <= 2 / 255
+
+    @pytest.mark.skipif(not cpu_has_bfloat16(), reason="this CPU has no native bfloat16 (the path stays float32)")
+    def test_bfloat16_convs_on_cpu_stay_close_to_float(self, frames, painting):
+        """auto: the arbitrary network's 3x3 convs in bfloat16 (engaged: the bytes differ), within 8/255 of
+        float and far closer to it than the shipped int8 file's own rounding; built-in styles untouched."""
+        st = [StyleRef(image=str(painting))]
+        auto, exact = MagentaStylizer(st), MagentaStylizer(st, precision="float")
+        int8 = MagentaStylizer(st, quantized=True)
+        x = frames[0][:216, :512]
+        a, f = auto(x), exact(x)
+        diff = np.abs(a - f)
+        assert 0 < diff.max() <= 8 / 255 and diff.mean() < 1 / 255
+        assert diff.mean() < np.abs(int8(x) - f).mean() / 5
+        b = [StyleRef(builtin=7)]
+        assert np.array_equal(MagentaStylizer(b)(x), MagentaStylizer(b, precision="float")(x))
+
+    def test_precision_float_is_float32_everywhere(self, frames, painting):
+        s = MagentaStylizer([StyleRef(image=str(painting))], precision="float")
+        s(frames[0][:64, :64])
+        assert s.dtype == torch.float32 and not s.cpu_bf16
+        convs = [m for m in s.network("arbitrary_transform").modules() if hasattr(m, "cpu_dtype")]
+        assert convs and all(m.cpu_dtype is None for m in convs)
+        with pytest.raises(FlowstyleError, match="--precision must be auto or float"):
+            MagentaStylizer(precision="half")
 
 
 class TestStyleImages:

@@ -187,6 +187,10 @@ class Settings:
     stroke_scale: float = option(1.0, "size of the brush strokes relative to the frame: the stylizer network runs "
                                  "at the working size / S and is resized back (2: strokes twice as large, about 4x "
                                  "faster, softer detail)", group=FAST, metavar="S")
+    precision: str = option("auto", "the stylizer networks' arithmetic. auto: half precision on CUDA; on a CPU with "
+                            "native bfloat16, the arbitrary-style network's 3x3 convs in bfloat16 (output within "
+                            "6/255 of float32; the shipped int8 file itself is 57-109/255 away). float: float32 "
+                            "everywhere (the same bytes on every CPU)", group=FAST, choices=("auto", "float"))
     stylizer: Optional[str] = option(None, "a video network written by 'flowstyle train' in place of the shipped "
                                      "network (it brings its own style; --style and style keys do not apply)",
                                      group=FAST, metavar="PATH", shown="the shipped Magenta networks")
@@ -273,6 +277,10 @@ class Settings:
         if s.fidelity_weight <= 0 or not 0 <= s.detail <= 1 or s.band < 1:
             raise FlowstyleError(f"fast mode needs --fidelity-weight > 0, --detail in [0, 1] and --band >= 1; "
                                  f"got {s.fidelity_weight:g}, {s.detail:g} and {s.band}")
+        if s.keep_detail < 0:
+            raise FlowstyleError(f"--keep-detail must be 0 (off) or more, got {s.keep_detail:g}")
+        if s.precision not in ("auto", "float"):
+            raise FlowstyleError(f"--precision must be auto or float, got '{s.precision}'")
         if s.stylizer and s.mode != "fast":
             raise FlowstyleError(f"--stylizer '{s.stylizer}' is a fast-mode network: use --mode fast, or drop --stylizer")
         return s

@@ -40,7 +40,7 @@ def compare_perframe(ctx: RunContext, timeline: Timeline, on_frame: Callable[[Fr
     """
     t0 = time.perf_counter()
     s, n = ctx.settings, len(ctx.source)
-    stylizer = MagentaStylizer(device=ctx.device, stroke_scale=s.stroke_scale)
+    stylizer = MagentaStylizer(device=ctx.device, stroke_scale=s.stroke_scale, precision=s.precision)
     prev = None
     for frame in ctx.source:
         ctx.check_cancel()

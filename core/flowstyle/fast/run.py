@@ -94,7 +94,7 @@ def make_stylizer(ctx: RunContext) -> MagentaStylizer:
     s = ctx.settings
     if s.stylizer:
         return VideoStylizer(s.stylizer, device=ctx.device, stroke_scale=s.stroke_scale)
-    return MagentaStylizer(device=ctx.device, stroke_scale=s.stroke_scale)
+    return MagentaStylizer(device=ctx.device, stroke_scale=s.stroke_scale, precision=s.precision)
 
 
 def recurrent_target(ctx: RunContext, stylizer: VideoStylizer, frame: Frame, history: History) -> np.ndarray:
