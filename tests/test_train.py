@@ -191,11 +191,13 @@ def clip(tmp_path_factory):
     return root / "in"
 
 
-def save(path, variant: str, *, touch_extra: bool = False) -> str:
+def save(path, variant: str, *, touch_extra: bool = False, retrain: bool = False) -> str:
     net = build_network("multistyle26", variant)
-    if touch_extra:  # the recurrent channels read something
-        with torch.no_grad():
+    with torch.no_grad():
+        if touch_extra:  # the recurrent channels read something
             first_conv(net).weight[:, 3:] = 0.05
+        if retrain:  # a network that no longer draws what the shipped one draws
+            first_conv(net).weight[:, :3] *= -1.5
     save_video_network(path, net, {"variant": variant, "base": "multistyle26", "style": "builtin:7",
                                    "condition": ONE_HOT_7.tolist(), "training": {}, "steps": 0})
     return str(path)
@@ -241,6 +243,15 @@ class TestFastModeWithStylizer:
         alone = [stylizer(read_image(p)[0]) for p in sorted(clip.glob("*.png"))]  # zeros for the previous output
         assert np.abs(out[0] - alone[0]).max() <= 1 / 255  # the first frame has no previous output
         assert all(np.abs(o - a).max() > 0.02 for o, a in zip(out[1:], alone[1:]))
+
+    def test_compare_perframe_runs_the_trained_network(self, clip, tmp_path):
+        """--compare-perframe measures the network the run used (here without the solve, so the two agree)."""
+        path = save(tmp_path / "retrained.pt", "stable", retrain=True)
+        settings = flowstyle.Settings(size=None, device="cpu", temporal_weight=0.0, stylizer=path)
+        report = flowstyle.stylize(clip, None, tmp_path / "run", settings, compare_perframe=True).to_dict()
+        later = [report["frames"][str(k)] for k in range(2, 5)]
+        for f in later:
+            assert f["warping_error_perframe"] == pytest.approx(f["warping_error"], rel=1e-3)  # shipped: 2.5x
 
     @pytest.mark.parametrize("content, expect", [
         (None, "does not exist"),

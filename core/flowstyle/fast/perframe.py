@@ -1,7 +1,8 @@
 """--compare-perframe: the shot once more, stylized frame by frame without the temporal step.
 
-What flowstyle removes is the flicker of exactly this: the same network, the same style keys,
-no pull towards the warped past. Measured the way the run measures its own output (the engine's
+What flowstyle removes is the flicker of exactly this: the same network (the shipped one or the
+``--stylizer`` file; a recurrent one without its previous output), the same style keys, no pull
+towards the warped past. Measured the way the run measures its own output (the engine's
 flow, the hard consistency mask, earlier frames warped as the engine warps), so the two warping
 errors in report.json and report.png compare like for like. It costs one more network pass per
 frame (flows come from the run's cache).
@@ -19,8 +20,7 @@ from ..io.frames import Frame
 from ..keyframes.timeline import Timeline
 from ..motion.metrics import warping_error
 from ..motion.trace import trace
-from .magenta import MagentaStylizer
-from .run import perframe_target
+from .run import make_stylizer, perframe_target
 
 __all__ = ["compare_perframe", "NOTE"]
 
@@ -40,7 +40,7 @@ def compare_perframe(ctx: RunContext, timeline: Timeline, on_frame: Callable[[Fr
     """
     t0 = time.perf_counter()
     s, n = ctx.settings, len(ctx.source)
-    stylizer = MagentaStylizer(device=ctx.device, stroke_scale=s.stroke_scale, precision=s.precision)
+    stylizer = make_stylizer(ctx)  # the run's network: the shipped one, or the --stylizer file (no previous output)
     prev = None
     for frame in ctx.source:
         ctx.check_cancel()
