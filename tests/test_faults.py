@@ -661,7 +661,10 @@ def test_flow_cache_temp_files_of_killed_runs_are_removed_and_only_those(tmp_pat
     (cache / "ab").mkdir(parents=True)
     orphan, live = cache / "ab" / ".abcd.flow.4242.tmp", cache / "ab" / ".abce.flow.4243.tmp"
     theirs = cache / "ab" / ".notes.tmp"
-    for p in (orphan, live, theirs):
+    old_format = cache / "ab" / ("ab" + "0" * 30 + ".npy")  # an entry of the format before the digest
+    their_arrays = [cache / "ab" / "weights.npy", cache / "cd" / ("ab" + "0" * 30 + ".npy")]
+    their_arrays[1].parent.mkdir()
+    for p in (orphan, live, theirs, old_format, *their_arrays):
         p.write_bytes(b"x")
     old = time.time() - STALE_TEMP_SECONDS - 60
     for p in (orphan, theirs):
@@ -670,6 +673,7 @@ def test_flow_cache_temp_files_of_killed_runs_are_removed_and_only_those(tmp_pat
                      "--frames", "1:2", "--cache", cache)
     assert proc.returncode == 0, proc.stderr
     assert not orphan.exists() and live.exists() and theirs.exists()  # a live writer's (maybe another job's) stays
+    assert not old_format.exists() and all(p.exists() for p in their_arrays)
 
 
 def test_a_changed_flow_cache_entry_of_the_right_size_is_recomputed(tmp_path):

@@ -4,13 +4,15 @@ Each entry is ``KEY.flow``: a 16-byte BLAKE2b digest of what follows, then the f
 ``.npy``. An entry whose bytes changed (a bad disk, a copy gone wrong, a hand edit of the right
 size) fails its digest and is recomputed, never used. Writes go through ``.KEY.flow.PID.tmp`` and
 a rename; the temp files of killed runs are removed once they are old enough that no live writer
-(this host's or another's, on a shared cache) can still own them.
+(this host's or another's, on a shared cache) can still own them, and so are the entries of the
+earlier format (``KEY.npy``, no digest), which are never read.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import re
 import time
 from pathlib import Path
 from typing import Optional
@@ -25,6 +27,7 @@ __all__ = ["FlowCache", "STALE_TEMP_SECONDS"]
 
 STALE_TEMP_SECONDS = 600  # a flow is written in well under a second: a temp file this old was orphaned
 _DIGEST = 16
+_OLD_ENTRY = re.compile(r"[0-9a-f]{32}\.npy")  # KEY.npy: the format before the digest
 
 
 def _digest(data: bytes) -> bytes:
@@ -75,15 +78,20 @@ class FlowCache:
                                  "free space there or give --cache another folder") from None
 
     def remove_stale_temps(self, max_age: float = STALE_TEMP_SECONDS) -> int:
-        """Delete the cache's own temp files older than ``max_age`` seconds; returns how many."""
+        """Delete the cache's own temp files older than ``max_age`` seconds, and its entries of the
+        earlier format (``KEY.npy`` under the key's two-letter folder); returns how many."""
         if self.folder is None or not self.folder.is_dir():
             return 0
         removed, now = 0, time.time()
-        for p in self.folder.glob("??/.*.flow.*.tmp"):
+        for p in [*self.folder.glob("??/.*.flow.*.tmp"), *self.folder.glob("??/*.npy")]:
             try:
-                if now - p.stat().st_mtime > max_age:
-                    p.unlink()
-                    removed += 1
+                if p.suffix == ".npy":
+                    if not (_OLD_ENTRY.fullmatch(p.name) and p.name.startswith(p.parent.name)):
+                        continue  # not an entry of ours
+                elif now - p.stat().st_mtime <= max_age:
+                    continue  # a live writer's, maybe another job's
+                p.unlink()
+                removed += 1
             except OSError:
                 pass  # gone already, or not ours to remove
         return removed
