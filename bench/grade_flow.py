@@ -37,11 +37,17 @@ def _rgb(frame) -> np.ndarray:
 
 
 class PrealignedDeepFlow:
-    """Flow a -> b (H, W, 2) float32 by homography + DeepFlow; ``pair`` gives (a -> b, b -> a)."""
+    """Flow a -> b (H, W, 2) float32 by homography + DeepFlow; ``pair`` gives (a -> b, b -> a).
 
-    def __init__(self):
+    a and b are (H, W, 3) RGB arrays or the engine's frames; flows between frames are kept in
+    ``cache`` (a :class:`~flowstyle.motion.FlowCache`) when one is given."""
+
+    NAME = "prealigned-deepflow"
+
+    def __init__(self, cache=None):
         self._deepflow = cv2.optflow.createOptFlow_DeepFlow()
         self._sift = cv2.SIFT_create(4000)
+        self.cache = cache
 
     def homography(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         """H with b(H x) ~ a(x) from SIFT matches (ratio test, RANSAC 3 px); None if too few inliers."""
@@ -58,7 +64,15 @@ class PrealignedDeepFlow:
         return H if H is not None and inliers.sum() >= MIN_INLIERS else None
 
     def flow(self, a, b) -> np.ndarray:
-        a, b = _rgb(a), _rgb(b)
+        cached = self.cache is not None and hasattr(a, "key") and hasattr(b, "key")
+        if cached and (hit := self.cache.get(self.NAME, a, b)) is not None:
+            return hit
+        flow = self._flow(_rgb(a), _rgb(b))
+        if cached:
+            self.cache.put(self.NAME, a, b, flow)
+        return flow
+
+    def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         H = self.homography(a, b)
         if H is None:
             return self._deepflow.calc(_gray(a), _gray(b), None)
