@@ -31,7 +31,7 @@ class TrainSettings:
                           "recurrent: also reads the warped previous output and its mask (Ruder et al. 2018)",
                           choices=VARIANTS)
     size: int = option(256, "training crops are SIZE x SIZE pixels", metavar="PX")
-    steps: int = option(1000, "optimizer steps")
+    steps: int = option(2000, "optimizer steps")
     batch: int = option(2, "frame pairs per step")
     lr: float = option(1e-4, "Adam learning rate")
     seed: int = option(0, "random seed: the same seed and data give the same network")
@@ -55,8 +55,8 @@ class TrainSettings:
                                      "the output lacks (seed 000)", group=LOSS)
     feature_weight: float = option(0.5, "mean squared distance of the encoder features to the shipped network's",
                                    group=LOSS)
-    temporal_weight: float = option(10.0, "output-level temporal loss: masked ||O_t - warp(O_t-1)||²", group=LOSS)
-    feature_temporal_weight: float = option(1.0, "feature-level temporal loss on the encoder features (1/4 size)",
+    temporal_weight: float = option(20.0, "output-level temporal loss: masked ||O_t - warp(O_t-1)||²", group=LOSS)
+    feature_temporal_weight: float = option(2.0, "feature-level temporal loss on the encoder features (1/4 size)",
                                             group=LOSS)
     luminance_weight: float = option(10.0, "luminance-aware term: the output's change follows the input's "
                                      "luminance change (ReCoNet)", group=LOSS)
