@@ -231,11 +231,14 @@ class TestMagentaStylizer:
         assert np.abs(new(x) - old(x)).max() <= 2e-3
 
     def test_batch_equals_frames_one_by_one(self, frames, painting):
-        st = MagentaStylizer([StyleRef(image=str(painting))])
+        """In float32 exactly (to float rounding); with the default's bfloat16 convs oneDNN blocks a batch
+        differently, so there within their tolerance."""
         x = torch.stack([torch.from_numpy(f).permute(2, 0, 1) for f in frames])[..., :200, :300]
-        batch = st.batch(x)
-        for i in range(len(frames)):
-            assert (batch[i:i + 1] - st.batch(x[i:i + 1])).abs().max() <= 1e-4
+        for precision, tolerance in (("float", 1e-4), ("auto", 8 / 255)):
+            st = MagentaStylizer([StyleRef(image=str(painting))], precision=precision)
+            batch = st.batch(x)
+            for i in range(len(frames)):
+                assert (batch[i:i + 1] - st.batch(x[i:i + 1])).abs().max() <= tolerance
 
     def test_painting_strokes_at_full_resolution(self, frames, painting):
         """At 1024 px the old path is an upscaled 384-px picture: almost nothing above its band limit."""
