@@ -38,6 +38,7 @@ RECIPES = {
     "fast": {"iterations": 50, "iterations_first": 70, "coarse_to_fine": 2},
 }
 FLOWS = ("dis", "dis-fast", "deepflow", "raft")
+PRECISIONS = ("auto", "float")  # the stylizer networks' arithmetic (fast.magenta.MagentaStylizer)
 WARP_MODES = ("bilinear", "bicubic", "nearest")
 
 
@@ -190,7 +191,7 @@ class Settings:
     precision: str = option("auto", "the stylizer networks' arithmetic. auto: half precision on CUDA; on a CPU with "
                             "native bfloat16, the arbitrary-style network's 3x3 convs in bfloat16 (output within "
                             "6/255 of float32; the shipped int8 file itself is 57-109/255 away). float: float32 "
-                            "everywhere (the same bytes on every CPU)", group=FAST, choices=("auto", "float"))
+                            "everywhere (the same bytes on every CPU)", group=FAST, choices=PRECISIONS)
     stylizer: Optional[str] = option(None, "a video network written by 'flowstyle train' in place of the shipped "
                                      "network (it brings its own style; --style and style keys do not apply)",
                                      group=FAST, metavar="PATH", shown="the shipped Magenta networks")
@@ -279,8 +280,8 @@ class Settings:
                                  f"got {s.fidelity_weight:g}, {s.detail:g} and {s.band}")
         if s.keep_detail < 0:
             raise FlowstyleError(f"--keep-detail must be 0 (off) or more, got {s.keep_detail:g}")
-        if s.precision not in ("auto", "float"):
-            raise FlowstyleError(f"--precision must be auto or float, got '{s.precision}'")
+        if s.precision not in PRECISIONS:
+            raise FlowstyleError(f"--precision must be {' or '.join(PRECISIONS)}, got '{s.precision}'")
         if s.stylizer and s.mode != "fast":
             raise FlowstyleError(f"--stylizer '{s.stylizer}' is a fast-mode network: use --mode fast, or drop --stylizer")
         return s

@@ -20,6 +20,7 @@ from ..base.allocator import keep_large_blocks
 from ..base.errors import FlowstyleError
 from ..base.tensors import to_array, to_tensor
 from ..io.styles import NUM_BUILTIN, StyleRef, read_style_image
+from ..settings import PRECISIONS
 from .networks import ArbitraryTransformer, MultiStyleTransformer, StylePredictor
 from .onnx_weights import OnnxTensors, load_weights, read_onnx
 
@@ -88,8 +89,8 @@ class MagentaStylizer:
         self.device = torch.device(device)
         if self.device.type == "cpu":
             keep_large_blocks()  # a third of the CPU time was page faults on freed activations
-        if precision not in ("auto", "float"):
-            raise FlowstyleError(f"--precision must be auto or float, got '{precision}'")
+        if precision not in PRECISIONS:
+            raise FlowstyleError(f"--precision must be {' or '.join(PRECISIONS)}, got '{precision}'")
         auto = precision == "auto"
         self.dtype = torch.float16 if self.device.type == "cuda" and auto else torch.float32
         self.cpu_bf16 = auto and self.device.type == "cpu" and cpu_has_bfloat16()
