@@ -11,9 +11,13 @@ import torch.nn.functional as F
 __all__ = ["to_tensor", "to_array", "quantize", "laplacian", "binomial_blur", "gaussian_blur"]
 
 
-def to_tensor(a: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """(H, W, C) array -> (1, C, H, W) float32 tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+def to_tensor(a: np.ndarray, device: str | torch.device = "cpu", *,
+              memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """(H, W, C) array -> (1, C, H, W) float32 tensor on ``device``, contiguous in ``memory_format``
+    (elementwise work on a channels-last view costs several times as much as on NCHW, and
+    flattening it copies; a network that runs channels-last asks for that and gets it free)."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None].to(device).contiguous(
+        memory_format=memory_format)
 
 
 def to_array(x: torch.Tensor) -> np.ndarray:

@@ -188,4 +188,4 @@ class MagentaStylizer:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """Stylize one (H, W, 3) float32 RGB frame; returns the same shape, clipped to [0, 1]."""
-        return to_array(self.batch(to_tensor(rgb, self.device)))
+        return to_array(self.batch(to_tensor(rgb, self.device, memory_format=torch.channels_last)))

@@ -73,14 +73,17 @@ def _edge_weights(trust: Optional[torch.Tensor], like: torch.Tensor) -> tuple[to
 
 
 def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor,
-                     out: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     out: Optional[torch.Tensor] = None, scratch: Optional[tuple] = None) -> torch.Tensor:
     """(L d)_p = Σ_q e_pq (d_p − d_q) over the 4-neighbours q, added to ``out`` in place when given
-    (one pass fewer per term than building it apart). (B, C, H, W) -> same."""
+    (one pass fewer per term than building it apart). ``scratch``: buffers of the edge differences'
+    shapes, (B, C, H, W−1) and (B, C, H−1, W), reused across calls (fresh large tensors are several
+    times slower to write on the CPU than reused ones). (B, C, H, W) -> same."""
     out = torch.zeros_like(d) if out is None else out
-    fx = torch.sub(d[..., :, 1:], d[..., :, :-1]).mul_(ex)
+    bx, by = scratch if scratch is not None else (None, None)
+    fx = torch.sub(d[..., :, 1:], d[..., :, :-1], out=bx).mul_(ex)
     out[..., :, 1:] += fx
     out[..., :, :-1] -= fx
-    fy = torch.sub(d[..., 1:, :], d[..., :-1, :]).mul_(ey)
+    fy = torch.sub(d[..., 1:, :], d[..., :-1, :], out=by).mul_(ey)
     out[..., 1:, :] += fy
     out[..., :-1, :] -= fy
     return out
@@ -139,24 +142,32 @@ def pcg_solve(
         degree = F.pad(ex, (1, 0)) + F.pad(ex, (0, 1)) + F.pad(ey, (0, 0, 1, 0)) + F.pad(ey, (0, 0, 0, 1))
         inv_diag = 1.0 / (diag_data + degree)
 
-        def apply_a(v: torch.Tensor) -> torch.Tensor:
-            return _graph_laplacian(v, ex, ey, out=diag_data * v)
+        n, c, h, w = target.shape
+        scratch = (target.new_empty(n, c, h, w - 1), target.new_empty(n, c, h - 1, w))
 
-        r = b - apply_a(d)
-        z = inv_diag * r
-        s, rz = z, (r * z).sum()
+        def apply_a(v: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+            return _graph_laplacian(v, ex, ey, out=torch.mul(diag_data, v, out=out), scratch=scratch)
+
+        def dot(u: torch.Tensor, v: torch.Tensor) -> float:  # one pass, no temporary
+            return float(torch.dot(u.reshape(-1), v.reshape(-1)))
+
+        # CG with its vectors allocated once: r, z, s and A s are overwritten in place
         b_norm = float(torch.linalg.vector_norm(b)) or 1.0
+        r = b.sub_(apply_a(d))  # b is ours (pull_terms made it) and not needed again
+        z = inv_diag * r
+        s, a_s = z.clone(), torch.empty_like(z)
+        rz = dot(r, z)
         done = 0
         for done in range(1, iterations + 1):
-            a_s = apply_a(s)
-            alpha = rz / (s * a_s).sum().clamp(min=1e-30)
-            d.add_(s * alpha)
-            r.sub_(a_s.mul_(alpha))
+            apply_a(s, out=a_s)
+            alpha = rz / max(dot(s, a_s), 1e-30)
+            d.add_(s, alpha=alpha)
+            r.sub_(a_s, alpha=alpha)
             if float(torch.linalg.vector_norm(r)) <= tolerance * b_norm:
                 break
-            z = inv_diag * r
-            rz_new = (r * z).sum()
-            s = z.add_(s.mul_(rz_new / rz.clamp(min=1e-30)))
+            torch.mul(inv_diag, r, out=z)
+            rz_new = dot(r, z)
+            s.mul_(rz_new / max(rz, 1e-30)).add_(z)
             rz = rz_new
         if stats is not None:
             stats.iterations, stats.residual = done, float(torch.linalg.vector_norm(r)) / b_norm
