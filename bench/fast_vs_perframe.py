@@ -9,7 +9,9 @@ camera's motion out, OpenCV DeepFlow finds the rest; plain DeepFlow loses sintel
 with ``--grader deepflow`` OpenCV DeepFlow alone:
 - seconds per frame: per-frame stylization = decode + network + write; fast mode = everything the
   user waits for (flow, masks, solve, the report's own warping-error measurement included);
-- warping error (Lai et al.) of each and their ratio;
+- warping error (Lai et al.) of each and their ratio, and that of the input frames themselves (how much
+  the footage changes along the grader's flow: motion blur, light; a stylization that follows the
+  input cannot be steadier than the input allows, so a clip with a high input figure caps the ratio);
 - sharpness (mean gradient magnitude) ratio; style drift (DESIGN 7, Magenta style embedding);
 - the ghost ratio on a constructed clip (tests/ghost_clip.py: a textured square moving 8 px a
   frame over a still painting): distance to per-frame stylization in the strips just behind and
@@ -118,7 +120,7 @@ def main() -> None:
     grader = PrealignedDeepFlow(cache) if args.grader == "prealigned" else FlowEstimator("deepflow", cache)
     embed = MagentaStylizer()
     ghost = make_ghost_clip(out / "ghost_clip", DATA)
-    rows = []
+    rows, input_error = [], {}
     for style in styles:
         ref = (parse_style(style),)
         tag = Path(style).stem if not style.startswith("builtin:") else style.replace(":", "")
@@ -129,6 +131,10 @@ def main() -> None:
             clip = CLIPS[name][0]
             s_pf, pf = run(clip, out / name / tag / "per_frame", dataclasses.replace(base, styles=ref, temporal_weight=0.0))
             per_clip[name] = (s_pf, pf, graded_error(clip, args.size, pf, grader), np.stack([embed.style_vector(i) for i in pf]))
+            if name not in input_error:
+                src = open_source(clip, None, args.size)
+                input_error[name] = graded_error(clip, args.size, [src.read(k).rgb for k in range(len(src))], grader)
+                src.close()
         for variant in variants:
             change = VARIANTS[variant]
             _, ghost_fast = run(ghost.folder, out / "ghost" / tag / variant, dataclasses.replace(gs, **change))
@@ -143,7 +149,8 @@ def main() -> None:
                 rows.append({
                     "style": tag, "variant": variant, "clip": name, "frames": len(pf),
                     "s/frame per-frame": t_pf, "s/frame fast": t_fast, "time ratio": t_fast / t_pf,
-                    "warp err per-frame": err_pf, "warp err fast": err_fast, "warp ratio": err_fast / err_pf,
+                    "warp err input": input_error[name], "warp err per-frame": err_pf, "warp err fast": err_fast,
+                    "warp ratio": err_fast / err_pf,
                     "sharp ratio": float(np.mean([sharpness(i) for i in fast]) / np.mean([sharpness(i) for i in pf])),
                     "drift": style_drift(e_pf, np.stack([embed.style_vector(i) for i in fast])),
                     "ghost ratio": g,
