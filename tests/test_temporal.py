@@ -135,6 +135,17 @@ class TestRestoreDetail:
         half = _sharpness(restore_detail(x, p, 0.5)) / _sharpness(p)
         assert before < half < after  # the strength is a dial
 
+    def test_strips_give_the_whole_frame_result_to_the_bit(self):
+        from flowstyle.fast import solve
+
+        g = torch.Generator().manual_seed(3)
+        p = torch.rand(1, 3, 3 * solve.STRIP_ROWS + 37, 40, generator=g)  # strips, and a short last one
+        x = 0.5 * p + 0.5 * torch.rand(p.shape, generator=g)
+        whole = solve._restore_detail(x, p, 1.0)
+        assert torch.equal(restore_detail(x, p, 1.0), whole)
+        assert not torch.equal(solve._restore_detail(x[..., :solve.STRIP_ROWS, :], p[..., :solve.STRIP_ROWS, :], 1.0),
+                               whole[..., :solve.STRIP_ROWS, :])  # a strip without its halo would differ
+
     def test_leaves_what_already_has_the_detail_alone(self):
         p, x = self.blend_case()
         assert torch.equal(restore_detail(p, p, 1.0), p)  # untraced pixels: x = p

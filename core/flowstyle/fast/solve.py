@@ -40,6 +40,8 @@ from ..base.tensors import binomial_blur, laplacian
 __all__ = ["lowpass", "pull_terms", "energy", "pcg_solve", "restore_detail", "band_solve", "SolveStats"]
 
 MAX_DETAIL_GAIN = 2.0  # restore_detail: at most this factor on that band
+STRIP_ROWS = 128  # restore_detail works on the CPU in strips of this many rows...
+STRIP_HALO = 4  # ...each read with this many more rows on both sides: its Laplacian (1) and two binomial blurs (2) reach 3
 
 
 def lowpass(x: torch.Tensor, cell: int) -> torch.Tensor:
@@ -188,12 +190,28 @@ def restore_detail(x: torch.Tensor, target: torch.Tensor, strength: float) -> to
     the σ = 1 px binomial filter. Where x already has p's detail (untraced pixels: x = p) nothing
     changes; detail is only raised, never lowered. A heuristic (module docstring).
 
+    On the CPU it runs in strips of ``STRIP_ROWS`` rows, each with the ``STRIP_HALO`` rows around it
+    that its filters reach (the same result to the bit): a strip's intermediates stay in the CPU's
+    cache, where the whole frame's go to memory (12 instead of 15-18 ms at 1024 x 436, one thread).
+
     Args:
         x: (B, C, H, W) the solve's result. target: (B, C, H, W) the per-frame stylization p.
         strength: 0 (off) .. 1 (restore p's energy fully, within MAX_DETAIL_GAIN).
     """
     if strength <= 0:
         return x
+    h = x.shape[-2]
+    if x.device.type != "cpu" or h <= STRIP_ROWS + 2 * STRIP_HALO:
+        return _restore_detail(x, target, strength)
+    out = torch.empty_like(x)
+    for r0 in range(0, h, STRIP_ROWS):
+        r1 = min(h, r0 + STRIP_ROWS)
+        a, b = max(0, r0 - STRIP_HALO), min(h, r1 + STRIP_HALO)
+        out[..., r0:r1, :] = _restore_detail(x[..., a:b, :], target[..., a:b, :], strength)[..., r0 - a:r1 - a, :]
+    return out
+
+
+def _restore_detail(x: torch.Tensor, target: torch.Tensor, strength: float) -> torch.Tensor:
     extra = _detail_energy(target).div_(_detail_energy(x).clamp_(min=1e-8)).sqrt_()
     extra = extra.clamp_(1.0, MAX_DETAIL_GAIN).sub_(1.0).mul_(strength)  # gain − 1
     return x + extra * (x - binomial_blur(x))
