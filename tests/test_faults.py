@@ -752,3 +752,25 @@ def test_ray_client_address_without_the_client_is_one_line(monkeypatch, ray_env)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "grpc" else real(name, *a))
     with pytest.raises(FlowstyleError, match=r"needs Ray's client \(grpcio\): run 'pip install \"ray\[client\]==2.60.0\"'"):
         _connect("ray://head:10001")
+
+
+def test_a_frame_that_fails_mid_run_keeps_every_frame_before_it(tmp_path, data_dir, monkeypatch):
+    """Fast mode reads frame k + 1 before it writes frame k (the flow between them is found while k is
+    written): when that read fails (the disk went away after the up-front check), frame k is still
+    written and the error is the read's own line."""
+    import flowstyle as fs
+    from flowstyle import FlowstyleError
+    from flowstyle.io.frames import FrameSource
+
+    real = FrameSource.read
+
+    def read(self, k):
+        if k == 3:
+            raise FlowstyleError("cannot read frame 4: the disk went away")
+        return real(self, k)
+
+    monkeypatch.setattr(FrameSource, "read", read)
+    with pytest.raises(FlowstyleError, match="cannot read frame 4"):
+        fs.stylize(data_dir / "clips" / "middlebury_rubberwhale", "builtin:7", tmp_path / "o",
+                   fs.Settings(size=96, device="cpu"))
+    assert list(outputs(tmp_path / "o")) == [f"frame_0000{i}.png" for i in (1, 2, 3)]

@@ -167,9 +167,12 @@ def _stream(ctx: RunContext, solve: SolveFrame, history: deque, frames: range, f
             out = solve(frame, history, motion)
         if prefetch and k + 1 in frames:
             t1 = time.perf_counter()
-            ahead = ctx.source.read(k + 1), time.perf_counter() - t1
-            ctx.flows.prefetch(frame, ahead[0])
-            t0 += ahead[1]  # the next frame's decode is its own time
+            try:
+                ahead = ctx.source.read(k + 1), time.perf_counter() - t1
+                ctx.flows.prefetch(frame, ahead[0])
+            except FlowstyleError:
+                pass  # this frame is written first; reading the next one again says what is wrong
+            t0 += time.perf_counter() - t1  # the next frame's decode is its own time
         if lead_in:  # state only
             history.append((frame, out))
             rep.frames.pop(index, None)

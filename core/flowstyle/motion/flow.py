@@ -159,7 +159,8 @@ class FlowEstimator:
         self._pool: Optional[ThreadPoolExecutor] = None
         self._pending: dict[tuple, Future] = {}
 
-    def _compute(self, a: Frame, b: Frame) -> np.ndarray:
+    def flow(self, a: Frame, b: Frame) -> np.ndarray:
+        """Flow a -> b through the cache (on whichever thread calls it)."""
         f = self.cache.get(self.backend, a, b)
         if f is None:
             with self._lock:
@@ -171,18 +172,11 @@ class FlowEstimator:
             f = half.float().numpy()
         return f
 
-    def flow(self, a: Frame, b: Frame) -> np.ndarray:
-        t = time.perf_counter()
-        f = self._compute(a, b)
-        self.seconds += time.perf_counter() - t
-        return f
-
     def pair(self, a: Frame, b: Frame) -> tuple[np.ndarray, np.ndarray]:
-        pending = self._pending.pop((a.key, b.key, a.rgb.shape), None)
-        if pending is None:
-            return self.flow(a, b), self.flow(b, a)
         t = time.perf_counter()
-        result = pending.result()  # a FlowstyleError of the background thread is raised here
+        pending = self._pending.pop((a.key, b.key, a.rgb.shape), None)
+        # a FlowstyleError of the background thread is raised here
+        result = pending.result() if pending is not None else (self.flow(a, b), self.flow(b, a))
         self.seconds += time.perf_counter() - t
         return result
 
@@ -197,7 +191,7 @@ class FlowEstimator:
 
     def _background_pair(self, a: Frame, b: Frame) -> tuple[np.ndarray, np.ndarray]:
         t = time.perf_counter()
-        result = self._compute(a, b), self._compute(b, a)
+        result = self.flow(a, b), self.flow(b, a)
         self.background_seconds += time.perf_counter() - t  # only this thread writes it
         return result
 
