@@ -21,10 +21,11 @@ run the same way (the engine's stylizer, ``--stylizer FILE`` for a trained one):
 - crop style distance (bench/stylizers.py's measure, as the benchmark takes it) from the style's
   target: a painting's own style embedding, or for a built-in style the mean style embedding of the
   shipped network's outputs on every frame of ../shared/data/flow outside the benchmark's scenes
-  (REFERENCE_FRAMES: 22 frames of 9 scenes, the validation pairs' among them). The benchmark takes
-  the mean over a clip's 8-50 frames; a target from the 2-4 frames being measured (the column
-  "scene dist ratio", this script's measure before) nearly coincides with the shipped network's own
-  outputs, so the shipped network's distance is small and the ratios run high and unstable.
+  (:func:`reference_frames`: 22 frames of 9 scenes, the validation pairs' among them). The benchmark
+  takes the mean over a clip's 8-50 frames; a target from the 2-4 frames being measured (the column
+  "scene dist ratio", this script's measure before) can lie close to the shipped network's own
+  outputs (on Venus: their distance 1.27 against 1.46 from the pooled target), which inflates that
+  scene's ratios.
 A Sintel scene is scored on its clean and final renders, averaged. The last lines give the mean of
 the per-scene ratios for each network.
 A file may also be a training checkpoint (``OUT.ckpt``, e.g. a snapshot taken at some step).
