@@ -55,8 +55,11 @@ class TrainSettings:
                                      "the output lacks (seed 000)", group=LOSS)
     feature_weight: float = option(0.5, "mean squared distance of the encoder features to the shipped network's",
                                    group=LOSS)
-    temporal_weight: float = option(20.0, "output-level temporal loss: masked ||O_t - warp(O_t-1)||²", group=LOSS)
-    feature_temporal_weight: float = option(2.0, "feature-level temporal loss on the encoder features (1/4 size)",
+    predictor_style_weight: float = option(0.3, "offline Gram style loss (no VGG): relative distance of the Gram "
+                                           "matrices of the Magenta style predictor's (MobileNet-v2) first four "
+                                           "stages, output against the shipped network's output", group=LOSS)
+    temporal_weight: float = option(40.0, "output-level temporal loss: masked ||O_t - warp(O_t-1)||²", group=LOSS)
+    feature_temporal_weight: float = option(4.0, "feature-level temporal loss on the encoder features (1/4 size)",
                                             group=LOSS)
     luminance_weight: float = option(10.0, "luminance-aware term: the output's change follows the input's "
                                      "luminance change (ReCoNet)", group=LOSS)

@@ -36,10 +36,12 @@ from .config import TrainSettings
 from .data import TrainingData
 from .losses import video_losses
 from .perceptual import Perceptual
+from .predictor_style import PredictorGram
 
 __all__ = ["train", "style_condition", "checkpoint_path", "TERMS"]
 
-TERMS = ("distill", "sharpness", "feature", "temporal", "feature_temporal", "luminance", "content", "style")
+TERMS = ("distill", "sharpness", "feature", "temporal", "feature_temporal", "luminance", "content", "style",
+         "predictor_style")
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -57,7 +59,7 @@ def _weights(s: TrainSettings, step: int) -> dict[str, float]:
     ramp = min(1.0, (step + 1) / s.ramp) if s.ramp else 1.0
     perceptual = {"content": s.content_weight, "style": s.style_weight} if s.vgg_weights else {}
     return {"distill": s.distill_weight, "sharpness": s.sharpness_weight, "feature": s.feature_weight,
-            "temporal": ramp * s.temporal_weight,
+            "predictor_style": s.predictor_style_weight, "temporal": ramp * s.temporal_weight,
             "feature_temporal": ramp * s.feature_temporal_weight, "luminance": ramp * s.luminance_weight} | perceptual
 
 
@@ -130,6 +132,7 @@ def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, pro
     student.requires_grad_(True)
     opt = torch.optim.Adam(student.parameters(), lr=s.lr)
     perceptual = _perceptual(s, ref, device)
+    predictor_gram = PredictorGram().to(device) if s.predictor_style_weight else None
     cond = torch.from_numpy(condition).to(device)  # (26,) or (100,): the networks reshape it
     ckpt = checkpoint_path(out)
     step, seconds = _resume(ckpt, header, student, opt) if resume and ckpt.is_file() else (0, 0.0)
@@ -145,7 +148,8 @@ def train(settings: TrainSettings, out: Path | str, *, resume: bool = False, pro
         t0 = time.perf_counter()
         rng = np.random.default_rng([s.seed, step])
         pair = data.batch(rng, s.batch, real_share=s.real_share, patch_share=s.patch_share).to(device)
-        terms = video_losses(student, teacher, pair, cond, recurrent=s.variant == "recurrent", perceptual=perceptual)
+        terms = video_losses(student, teacher, pair, cond, recurrent=s.variant == "recurrent", perceptual=perceptual,
+                             predictor_gram=predictor_gram)
         loss = sum(w * terms[k] for k, w in _weights(s, step).items() if w)
         opt.zero_grad(set_to_none=True)
         loss.backward()

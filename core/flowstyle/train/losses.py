@@ -12,6 +12,10 @@ is to blur its strokes: trained without it, one went to 0.41x the sharpness). St
 - ReCoNet's luminance-aware term: the output's change between the frames follows the input's
   luminance change, ||(O_t − warp(O_t−1)) − (Y(I_t) − Y(warp(I_t−1)))||² under the mask.
 
+With a :class:`~flowstyle.train.predictor_style.PredictorGram` the style is also held by Gram
+matrices of the style predictor's features (frame t's output against the shipped network's), an
+offline style loss (no VGG).
+
 A recurrent network (Ruder et al. 2018) reads frame t with warp(O_t−1) and the mask; frame t−1 with
 zeros there, as a first frame.
 
@@ -31,6 +35,7 @@ from ..motion.warp import warp
 from ..quality.losses import PIXEL_SCALE, detail_energy, feature_temporal_loss, luminance, sharpness_loss, temporal_loss
 from .pairs import Pair
 from .perceptual import Perceptual
+from .predictor_style import PredictorGram
 
 __all__ = ["ENCODER_STRIDE", "shrink_flow", "shrink_mask", "luminance_temporal_loss", "video_losses"]
 
@@ -61,9 +66,11 @@ def _forward(net: nn.Module, frames: torch.Tensor, condition: torch.Tensor, prev
 
 
 def video_losses(student: nn.Module, teacher: nn.Module, pair: Pair, condition: torch.Tensor, *,
-                 recurrent: bool, perceptual: Optional[Perceptual] = None) -> dict[str, torch.Tensor]:
+                 recurrent: bool, perceptual: Optional[Perceptual] = None,
+                 predictor_gram: Optional[PredictorGram] = None) -> dict[str, torch.Tensor]:
     """The loss terms of one batch, unweighted: distill, sharpness, feature, temporal, feature_temporal,
-    luminance (and content, style on frame t with ``perceptual``).
+    luminance (and content, style on frame t with ``perceptual``; predictor_style on frame t with
+    ``predictor_gram``).
 
     ``teacher`` is the shipped network (no gradient); ``student`` the network being trained.
     """
@@ -77,6 +84,8 @@ def video_losses(student: nn.Module, teacher: nn.Module, pair: Pair, condition: 
     o2, f2 = _forward(student, pair.second, condition, previous)
     small_flow, small_mask = shrink_flow(pair.flow_bw), shrink_mask(pair.mask)
     extra = perceptual(o2, pair.second, t2) if perceptual is not None else {}
+    if predictor_gram is not None:
+        extra["predictor_style"] = predictor_gram(o2, t2)
     return extra | {
         "distill": 0.5 * (F.mse_loss(o1, t1) + F.mse_loss(o2, t2)),
         "sharpness": sharpness_loss(o2, detail_energy(t2), torch.ones_like(pair.mask)),
