@@ -53,15 +53,8 @@ def test_frames_written_with_count_and_size(runs, name, count, size):
     report = json.loads((d / "report.json").read_text())
     assert report["status"] == "ok" and report["summary"]["frames_total"] == count
     stages = report["summary"]["seconds_per_frame_by_stage"]
-    assert stages["stylize"] > 0 and stages["temporal"] > 0
-    # the flows are found on the background thread while frames are written; the frames wait for what is left
-    background = report["summary"]["extra_seconds"]["flow_background"]
-    assert background > 0 and stages["flow"] * (count - 1) < background
+    assert stages["stylize"] > 0 and stages["flow"] > 0 and stages["temporal"] > 0
     assert report["settings"]["mode"] == "fast" and "torch" in report["versions"]
-    # per-frame stylization asks for no flow: none is found in the background (its time is decode, network,
-    # write); the report still measures its warping error after each frame
-    pf = json.loads((runs[name, "per_frame"] / "report.json").read_text())["summary"]
-    assert "flow_background" not in pf["extra_seconds"] and pf["warping_error_mean"] > 0
     assert report["summary"]["peak_memory_mb"]["cpu_rss_mb"] > 0
 
 

@@ -755,9 +755,8 @@ def test_ray_client_address_without_the_client_is_one_line(monkeypatch, ray_env)
 
 
 def test_a_frame_that_fails_mid_run_keeps_every_frame_before_it(tmp_path, data_dir, monkeypatch):
-    """Fast mode reads frame k + 1 before it writes frame k (the flow between them is found while k is
-    written): when that read fails (the disk went away after the up-front check), frame k is still
-    written and the error is the read's own line."""
+    """When a frame cannot be read mid-run (the disk went away after the up-front check), every frame
+    before it is on disk and the error is the read's own line."""
     import flowstyle as fs
     from flowstyle import FlowstyleError
     from flowstyle.io.frames import FrameSource

@@ -1,6 +1,4 @@
 """Optical flow backends and the on-disk cache (DESIGN 4.1)."""
-import threading
-
 import numpy as np
 import pytest
 
@@ -51,43 +49,6 @@ def test_cache_reused_across_estimators(tmp_path, monkeypatch):
     assert np.allclose(first[0], again[0], atol=0.05) and np.allclose(first[1], again[1], atol=0.05)
     other = FlowEstimator("dis", FlowCache(tmp_path)).flow(b, frame(textured(seed=3), 2))
     assert len(calls) == 3 and other.shape == (96, 128, 2)
-
-
-def test_prefetched_pair_is_found_once_on_the_background_thread(monkeypatch):
-    a, b = frame(textured(seed=1)), frame(textured(seed=2), 1)
-    threads = []
-    real = flowmod.FLOW_BACKENDS["dis"]
-    monkeypatch.setitem(flowmod.FLOW_BACKENDS, "dis",
-                        lambda: (lambda x, y: (threads.append(threading.current_thread().name), real()(x, y))[1]))
-    est = FlowEstimator("dis")
-    est.prefetch(a, b)
-    est.prefetch(a, b)  # asked twice: still computed once
-    fw, bw = est.pair(a, b)
-    est.close()
-    assert len(threads) == 2 and all(t.startswith("flowstyle-flow") for t in threads)
-    assert est.background_seconds > 0
-    plain = FlowEstimator("dis").pair(a, b)
-    assert np.array_equal(fw, plain[0]) and np.array_equal(bw, plain[1])
-    before = len(threads)
-    est.pair(a, b)  # taken once: asking again computes it here
-    assert threads[before:] == [threading.current_thread().name] * 2
-
-
-def test_a_background_flow_error_is_raised_where_the_pair_is_asked(tmp_path, monkeypatch):
-    import errno
-
-    from flowstyle.motion import flow_cache
-
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(flow_cache.os, "replace", full)
-    est = FlowEstimator("dis-fast", FlowCache(tmp_path))
-    a, b = frame(textured(seed=1)), frame(textured(seed=2), 1)
-    est.prefetch(a, b)
-    with pytest.raises(FlowstyleError, match="cannot write the flow cache"):
-        est.pair(a, b)
-    est.close()
 
 
 def test_dis_accuracy_on_ground_truth(data_dir):

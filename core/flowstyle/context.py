@@ -117,7 +117,7 @@ class RunContext:
 
 
 def run_frames(ctx: RunContext, solve: SolveFrame, *, first: int = 0, last: Optional[int] = None,
-               lead: int = 0, prefetch: bool = True) -> None:
+               lead: int = 0) -> None:
     """Stream the clip front to back through ``solve``; memory holds max(J) earlier frames.
 
     Each frame is read, keyed for ``--resume`` (kept if unchanged), solved, written, measured.
@@ -127,56 +127,27 @@ def run_frames(ctx: RunContext, solve: SolveFrame, *, first: int = 0, last: Opti
         lead: frames before ``first`` run (not written) to warm the temporal state, so a
             chunk's first frames look like the inside of a single run. A chunk never reads
             another chunk's output, so its result does not depend on which chunk ran first.
-        prefetch: find the next frame pair's flow on a background thread while this frame is
-            written. Off for a solve that never asks for flow (per-frame stylization): the report's
-            measure then finds it after the frame, outside the frame's time, as it always did.
     """
+    rep, n = ctx.report, len(ctx.source)
     history: deque = deque(maxlen=max(ctx.settings.long_term))
-    last = len(ctx.source) - 1 if last is None else last
-    try:
-        _stream(ctx, solve, history, range(max(0, first - lead), last + 1), first, prefetch)
-    finally:
-        ctx.flows.close()
-        if ctx.flows.background_seconds:
-            ctx.report.extra_seconds["flow_background"] = ctx.flows.background_seconds
-
-
-def _stream(ctx: RunContext, solve: SolveFrame, history: deque, frames: range, first: int, prefetch: bool) -> None:
-    """The loop of :func:`run_frames`. Once frame k is solved, frame k + 1 is read and the flow between
-    them starts on the flow estimator's background thread while frame k is written (a PNG encode
-    on one core, where the network used both); the solve of frame k + 1 and the report's measure
-    then find it done or nearly."""
-    rep, n, key, ahead = ctx.report, len(ctx.source), "", None
-    for k in frames:
+    key = ""
+    last = n - 1 if last is None else last
+    for k in range(max(0, first - lead), last + 1):
         ctx.check_cancel()
         index = k + 1
         t0 = time.perf_counter()
-        if ahead is None:
-            frame = ctx.source.read(k)
-            rep.add_time(index, "decode", time.perf_counter() - t0)
-        else:
-            (frame, decoded), ahead = ahead, None
-            rep.add_time(index, "decode", decoded)
-            t0 -= decoded
+        frame = ctx.source.read(k)
+        rep.add_time(index, "decode", time.perf_counter() - t0)
         key = ctx.chain_key(frame, key)
         motion: dict = {}
-        lead_in = k < first
-        out = None if lead_in else ctx.reusable(index, key)
+        if k < first:  # lead-in: state only
+            history.append((frame, solve(frame, history, motion)))
+            rep.frames.pop(index, None)
+            continue
+        out = ctx.reusable(index, key)
         reused = out is not None
         if not reused:
             out = solve(frame, history, motion)
-        if prefetch and k + 1 in frames:
-            t1 = time.perf_counter()
-            try:
-                ahead = ctx.source.read(k + 1), time.perf_counter() - t1
-                ctx.flows.prefetch(frame, ahead[0])
-            except FlowstyleError:
-                pass  # this frame is written first; reading the next one again says what is wrong
-            t0 += time.perf_counter() - t1  # the next frame's decode is its own time
-        if lead_in:  # state only
-            history.append((frame, out))
-            rep.frames.pop(index, None)
-            continue
         ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
         ctx.measure(history[-1] if history else None, frame, out, motion.get(1))
         history.append((frame, out))

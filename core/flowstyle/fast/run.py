@@ -133,10 +133,6 @@ class FrameSolver:
         self.looks = PaintedLooks(ctx, timeline)
         self.fill = PaintedFill(self.looks, self.stylizer)
         self.state: dict = {}  # what the temporal step carries from frame to frame
-        s = ctx.settings
-        #: whether any frame asks for flow (else the run is per-frame stylization, and measuring alone needs it)
-        self.traces = (s.temporal_weight > 0 or bool(self.looks) or getattr(self.stylizer, "recurrent", False)
-                       or any(dict(key.weights).get("temporal_weight", 0.0) > 0 for key in timeline.keys))
 
     def __call__(self, frame: Frame, history: History, motion: dict) -> np.ndarray:
         """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
@@ -171,8 +167,7 @@ class FrameSolver:
 
 def run_fast(ctx: RunContext, timeline: Timeline, *, first: int = 0, last: int | None = None, lead: int = 0) -> None:
     """The whole fast-mode run, or one chunk of it (see :func:`~flowstyle.context.run_frames`)."""
-    solver = FrameSolver(ctx, timeline)
-    run_frames(ctx, solver, first=first, last=last, lead=lead, prefetch=solver.traces)
+    run_frames(ctx, FrameSolver(ctx, timeline), first=first, last=last, lead=lead)
 
 
 def preview_fast(ctx: RunContext, timeline: Timeline, frame: Frame) -> np.ndarray:

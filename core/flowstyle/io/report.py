@@ -62,9 +62,7 @@ class Report:
     pixels_per_frame: int = 0
     warnings: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # what the run did besides the frames, and its cost
-    # wall seconds of that work ("compare_perframe", "report_image"), and "flow_background": flows found on a
-    # background thread while frames were stylized and written (in the frames' time only where they waited)
-    extra_seconds: dict = field(default_factory=dict)
+    extra_seconds: dict = field(default_factory=dict)  # wall seconds of that work ("compare_perframe", "report_image")
 
     def frame(self, index: int) -> dict:
         return self.frames.setdefault(index, {s: 0.0 for s in STAGES})

@@ -4,9 +4,7 @@ Backends are a name -> builder registry, as torchvision registers its models.
 """
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -144,65 +142,29 @@ class FlowEstimator:
     """Forward and backward flow between input frames, through the cache.
 
     ``pair(a, b)`` returns ``(flow a -> b, flow b -> a)``, each (H, W, 2) float32 in pixels,
-    channel 0 = dx. ``prefetch(a, b)`` starts that pair on one background thread (OpenCV and torch
-    release the GIL), so the flow of the next frame pair is found while the network stylizes this
-    frame; ``pair`` then waits only for what is left. One lock keeps the backend to one call at a time.
+    channel 0 = dx.
     """
 
     def __init__(self, backend: str = "dis", cache: Optional[FlowCache] = None, *, scales: int = 1, **options):
         self.backend = backend if scales == 1 else f"{backend}@{scales}"  # names the cache entries too
         self._fn = flow_backend(backend, scales=scales, **options)
         self.cache = cache or FlowCache(None)
-        self.seconds = 0.0  # time callers waited for flows (cache reads included)
-        self.background_seconds = 0.0  # time the background thread spent on prefetched pairs
-        self._lock = threading.Lock()
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pending: dict[tuple, Future] = {}
+        self.seconds = 0.0  # time spent in flow(), cache reads included
 
     def flow(self, a: Frame, b: Frame) -> np.ndarray:
-        """Flow a -> b through the cache (on whichever thread calls it)."""
+        t = time.perf_counter()
         f = self.cache.get(self.backend, a, b)
         if f is None:
-            with self._lock:
-                raw = self._fn(a.rgb, b.rgb)
             # rounded to the cache's float16 so a fresh and a cached flow give identical results (--resume);
             # torch converts with the CPU's half-float instructions, numpy one value at a time
-            half = torch.from_numpy(np.ascontiguousarray(raw, np.float32)).half()
+            half = torch.from_numpy(np.ascontiguousarray(self._fn(a.rgb, b.rgb), np.float32)).half()
             self.cache.put(self.backend, a, b, half.numpy())
             f = half.float().numpy()
+        self.seconds += time.perf_counter() - t
         return f
 
     def pair(self, a: Frame, b: Frame) -> tuple[np.ndarray, np.ndarray]:
-        t = time.perf_counter()
-        pending = self._pending.pop((a.key, b.key, a.rgb.shape), None)
-        # a FlowstyleError of the background thread is raised here
-        result = pending.result() if pending is not None else (self.flow(a, b), self.flow(b, a))
-        self.seconds += time.perf_counter() - t
-        return result
-
-    def prefetch(self, a: Frame, b: Frame) -> None:
-        """Start ``pair(a, b)`` in the background; the next ``pair(a, b)`` takes its result."""
-        key = (a.key, b.key, a.rgb.shape)
-        if key in self._pending:
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="flowstyle-flow")
-        self._pending[key] = self._pool.submit(self._background_pair, a, b)
-
-    def _background_pair(self, a: Frame, b: Frame) -> tuple[np.ndarray, np.ndarray]:
-        t = time.perf_counter()
-        result = self.flow(a, b), self.flow(b, a)
-        self.background_seconds += time.perf_counter() - t  # only this thread writes it
-        return result
-
-    def close(self) -> None:
-        """Drop the prefetched flows nobody asked for and stop the background thread."""
-        for f in self._pending.values():
-            f.cancel()
-        self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        return self.flow(a, b), self.flow(b, a)
 
 
 def read_flo(path: Path | str) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Each entry is ``KEY.flow``: a 16-byte BLAKE2b digest of what follows, then the flow as a float16
 ``.npy``. An entry whose bytes changed (a bad disk, a copy gone wrong, a hand edit of the right
-size) fails its digest and is recomputed, never used. Writes go through ``.KEY.flow.PID-THREAD.tmp`` and
+size) fails its digest and is recomputed, never used. Writes go through ``.KEY.flow.PID.tmp`` and
 a rename; the temp files of killed runs are removed once they are old enough that no live writer
 (this host's or another's, on a shared cache) can still own them, and so are the entries of the
 earlier format (``KEY.npy``, no digest), which are never read.
@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -67,7 +66,7 @@ class FlowCache:
         buf = io.BytesIO()
         np.save(buf, flow if flow.dtype == np.float16 else flow.astype(np.float16))
         body = buf.getvalue()
-        tmp = p.with_name(f".{p.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # one per writer thread
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
