@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ..base.tensors import laplacian
 
 __all__ = [
-    "PIXEL_SCALE", "FEATURE_SCALE", "STYLE_LAYERS", "CONTENT_LAYER", "FEATURE_LAYER", "gram_matrix", "content_loss", "style_loss", "tv_loss",
+    "PIXEL_SCALE", "FEATURE_SCALE", "STYLE_LAYERS", "CONTENT_LAYER", "FEATURE_LAYER", "gram_matrix", "relative_mse", "relative_gram_loss", "content_loss", "style_loss", "tv_loss",
     "temporal_loss", "feature_temporal_loss", "detail_energy", "sharpness_loss", "luminance", "rgb_to_yiq",
     "yiq_to_rgb",
 ]
@@ -61,6 +61,18 @@ def gram_matrix(f: torch.Tensor) -> torch.Tensor:
     b, c, h, w = f.shape
     v = f.float().reshape(b, c, h * w)
     return torch.bmm(v, v.transpose(1, 2)) / (c * h * w)
+
+
+def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean((x − target)²) / mean(target²): an MSE whose weight does not depend on the target's scale
+    (image size, layer); ``flowstyle train``'s perceptual terms."""
+    return F.mse_loss(x, target) / target.square().mean().clamp(min=_EPS)
+
+
+def relative_gram_loss(feats: Sequence[torch.Tensor], grams: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of :func:`relative_mse` of the Gram matrices of ``feats`` (each (B, C, H, W))
+    against ``grams`` (each (B, C, C), no gradient needed)."""
+    return sum(relative_mse(gram_matrix(f), g) for f, g in zip(feats, grams)) / len(grams)
 
 
 def content_loss(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

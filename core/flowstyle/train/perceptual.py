@@ -14,10 +14,9 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..base.tensors import to_tensor
-from ..quality.losses import CONTENT_LAYER, STYLE_LAYERS, gram_matrix
+from ..quality.losses import CONTENT_LAYER, STYLE_LAYERS, gram_matrix, relative_gram_loss, relative_mse
 from ..quality.vgg import VGG19Features
 
 __all__ = ["Perceptual"]
@@ -49,8 +48,5 @@ class Perceptual:
             else:
                 t = self.vgg(teacher_out)
                 grams = [gram_matrix(getattr(t, name)) for name in STYLE_LAYERS]
-        style = sum(F.mse_loss(gram_matrix(getattr(f, name)), g) / g.square().mean().clamp(min=1e-12)
-                    for name, g in zip(STYLE_LAYERS, grams))
-        c = getattr(f, CONTENT_LAYER)
-        return {"content": F.mse_loss(c, content) / content.square().mean().clamp(min=1e-12),
-                "style": style / len(STYLE_LAYERS)}
+        return {"content": relative_mse(getattr(f, CONTENT_LAYER), content),
+                "style": relative_gram_loss([getattr(f, name) for name in STYLE_LAYERS], grams)}

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..fast.networks import StylePredictor
 from ..fast.video_net import shipped_network
-from ..quality.losses import gram_matrix
+from ..quality.losses import gram_matrix, relative_gram_loss
 
 __all__ = ["LAYERS", "PredictorGram", "predictor_features"]
 
@@ -82,6 +82,4 @@ class PredictorGram(nn.Module):
             raise ValueError(f"out and target must have one shape; got {tuple(out.shape)} and {tuple(target.shape)}")
         with torch.no_grad():
             grams = [gram_matrix(f) for f in predictor_features(self.net, target, self.layers)]
-        loss = sum(F.mse_loss(gram_matrix(f), g) / g.square().mean().clamp(min=1e-12)
-                   for f, g in zip(predictor_features(self.net, out, self.layers), grams))
-        return loss / len(self.layers)
+        return relative_gram_loss(predictor_features(self.net, out, self.layers), grams)
