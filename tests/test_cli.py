@@ -87,3 +87,13 @@ def test_help_and_version_do_not_load_torch():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     out = subprocess.run([sys.executable, "-m", "flowstyle", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("flowstyle ")
+
+
+@pytest.mark.parametrize("given,expected", [(None, "10000"), ("300000", "300000")])
+def test_openmp_spin_is_shortened_unless_the_user_set_it(given, expected):
+    # fast mode interleaves torch (OpenMP) and OpenCV threads: flowstyle shortens libgomp's spin-wait
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | ({"GOMP_SPINCOUNT": given} if given else {})
+    out = subprocess.run([sys.executable, "-c", "import flowstyle, os; print(os.environ['GOMP_SPINCOUNT'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == expected

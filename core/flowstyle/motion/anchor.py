@@ -31,7 +31,7 @@ from ..base.tensors import to_tensor
 from ..io.frames import Frame, FrameSource
 from .flow import FlowEstimator
 from .masks import consistency_mask
-from .warp import sample_grid, warp
+from .warp import Sampler, warp
 
 __all__ = ["AnchorTrack", "identity_positions", "sample_at"]
 
@@ -77,9 +77,9 @@ class AnchorTrack:
         frame = self.source.read(k)
         fw, bw = self.flows.pair(self._frame, frame)  # neighbour -> k, k -> neighbour
         bw_t = to_tensor(bw, self.device)
-        grid = sample_grid(bw_t)
-        c = consistency_mask(to_tensor(fw, self.device), bw_t, grid=grid)
-        carried = warp(torch.cat([self.positions, self.reliability], 1), bw_t, mode="bilinear", grid=grid)
+        sampler = Sampler(bw_t)  # exact positions: errors would add up along the walk
+        c = consistency_mask(to_tensor(fw, self.device), bw_t, sampler=sampler)
+        carried = sampler(torch.cat([self.positions, self.reliability], 1), "bilinear")
         positions, reliability = carried[:, :2], carried[:, 2:] * c
         if self.reanchor:
             positions, reliability = self._reanchor(frame, positions, reliability)
@@ -91,13 +91,13 @@ class AnchorTrack:
         """Pull the chain towards the direct flow to the anchor where both agree; pick up lost pixels."""
         fw, bw = self.flows.pair(self._anchor_frame, frame)  # anchor -> k, k -> anchor
         bw_t = to_tensor(bw, self.device)
-        grid = sample_grid(bw_t)
-        c = consistency_mask(to_tensor(fw, self.device), bw_t, grid=grid)
+        sampler = Sampler(bw_t)
+        c = consistency_mask(to_tensor(fw, self.device), bw_t, sampler=sampler)
         direct = self._identity + bw_t
         gap = (direct - positions).norm(dim=1, keepdim=True)
         agree = c * (gap < AGREE).float() * (reliability > 0).float()
         positions = positions + PULL * agree * (direct - positions)
-        colour = (warp(self._anchor_rgb, bw_t, grid=grid) - to_tensor(frame.rgb, self.device)).abs().mean(1, keepdim=True)
+        colour = (sampler(self._anchor_rgb) - to_tensor(frame.rgb, self.device)).abs().mean(1, keepdim=True)
         found = c * (reliability <= 0).float() * (colour < REACQUIRE_COLOUR).float()
         positions = torch.where(found > 0, direct, positions)
         return positions, torch.maximum(reliability, found)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..base.tensors import gaussian_blur
-from .warp import sample_grid
+from .warp import Sampler
 
 __all__ = ["consistency_mask", "long_term_masks", "soften", "near_unreliable"]
 
@@ -24,7 +24,7 @@ def _gradient_sq(flow: torch.Tensor) -> torch.Tensor:
 
 
 def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool = False,
-                     grid: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     sampler: Optional[Sampler] = None) -> torch.Tensor:
     """Where frame i's pixels can be traced back to frame i-j (DESIGN 4.2).
 
     Convention:
@@ -38,7 +38,7 @@ def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool
         flow_bw: (B, 2, H, W) backward flow.
         soft: spread unreliability to the neighbours (the reference code's soft mask:
             unreliable pixels set to a large negative value, Gaussian blur σ = 0.8, clipped).
-        grid: ``sample_grid(flow_bw)`` where the caller has it already (it warps with the same).
+        sampler: ``Sampler(flow_bw)`` where the caller has it already (it warps with the same).
 
     Returns:
         (B, 1, H, W) float mask, values in {0, 1} (hard) or [0, 1] (soft).
@@ -47,13 +47,13 @@ def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool
         raise ValueError(
             f"flows must both be (B, 2, H, W); got {tuple(flow_fw.shape)} and {tuple(flow_bw.shape)}"
         )
-    grid = sample_grid(flow_bw) if grid is None else grid
-    w_tilde = F.grid_sample(flow_fw, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    sampler = Sampler(flow_bw) if sampler is None else sampler
+    w_tilde = sampler(flow_fw, "bilinear")
     bw_sq = flow_bw.square().sum(1, keepdim=True)
     round_trip = (w_tilde + flow_bw).square().sum(1, keepdim=True)
     unreliable = round_trip > 0.01 * (w_tilde.square().sum(1, keepdim=True) + bw_sq) + 0.5  # disoccluded
     unreliable |= _gradient_sq(flow_bw) > 0.01 * bw_sq + 0.002  # motion boundary
-    unreliable |= (grid.abs() > 1.0).any(dim=-1).unsqueeze(1)  # points outside the frame
+    unreliable |= sampler.outside()  # points outside the frame
     if not soft:
         return (~unreliable).to(flow_bw.dtype)
     return soften(unreliable)

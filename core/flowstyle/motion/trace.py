@@ -15,7 +15,7 @@ from ..base.tensors import to_tensor
 from ..io.frames import Frame
 from .flow import FlowEstimator
 from .masks import consistency_mask, long_term_masks, near_unreliable, soften
-from .warp import sample_grid, warp
+from .warp import Sampler
 
 __all__ = ["Traced", "trace", "earlier_results"]
 
@@ -72,12 +72,12 @@ def trace(flows: FlowEstimator, frame: Frame, earlier: Iterable[tuple[int, Frame
         out.flows[j] = (fw, bw)
         bw_t = to_tensor(bw, device)
         out.flows_bw[j] = bw_t
-        grid = sample_grid(bw_t)
-        hard = consistency_mask(to_tensor(fw, device), bw_t, grid=grid)
+        sampler = Sampler(bw_t, fixed_point=True)  # positions to 1/32 px (OpenCV) on the CPU
+        hard = consistency_mask(to_tensor(fw, device), bw_t, sampler=sampler)
         out.consistency[j] = hard
         out.masks[j] = near_unreliable(soften(hard == 0) if soft else hard, context)
         out.results[j] = prev_out if isinstance(prev_out, torch.Tensor) else to_tensor(prev_out, device)
-        out.warped[j] = warp(out.results[j], bw_t, mode=warp_mode, grid=grid)
+        out.warped[j] = sampler(out.results[j], warp_mode)
     return out
 
 

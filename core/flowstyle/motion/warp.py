@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sample_grid", "warp"]
+__all__ = ["sample_grid", "warp", "Sampler"]
+
+_REMAP = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}
 
 
 def sample_grid(flow: torch.Tensor) -> torch.Tensor:
@@ -62,3 +66,63 @@ def warp(image: torch.Tensor, flow_bw: torch.Tensor, *, mode: str = "bilinear",
         raise ValueError(f"flow must be (B, 2, H, W) like image {tuple(image.shape)}; got {tuple(flow_bw.shape)}")
     grid = sample_grid(flow_bw.to(image.dtype)) if grid is None else grid.to(image.dtype)
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+class Sampler:
+    """The sampling positions x + ŵ(x) of one backward flow, prepared once for every warp by it.
+
+    With ``fixed_point`` (the temporal step's choice), on the CPU and outside autograd, it resamples
+    with OpenCV's ``remap``: positions in fixed point to 1/32 px (so off by at most 1/64 px), the
+    same border rule, and at 1024 x 436 about 7 instead of 16 ms for a bicubic RGB warp and 2 instead
+    of 6 ms for a bilinear one (2 threads). The trade is that 1/64 px, far below the flow's own error.
+    Anywhere else, and for images that need gradients, it is :func:`warp` exactly.
+
+    Args:
+        flow_bw: (B, 2, H, W) backward flow i -> i−j in pixels (as :func:`warp`).
+        fixed_point: allow the OpenCV path (B = 1, CPU, float32).
+    """
+
+    def __init__(self, flow_bw: torch.Tensor, *, fixed_point: bool = False):
+        if flow_bw.ndim != 4 or flow_bw.shape[1] != 2:
+            raise ValueError(f"flow must be (B, 2, H, W); got {tuple(flow_bw.shape)}")
+        self.flow = flow_bw
+        self._maps = None
+        self._grid: Optional[torch.Tensor] = None
+        if fixed_point and flow_bw.device.type == "cpu" and flow_bw.shape[0] == 1 and flow_bw.dtype == torch.float32:
+            h, w = flow_bw.shape[-2:]
+            u, v = flow_bw[0].detach().numpy()
+            mx = np.arange(w, dtype=np.float32)[None, :] + u
+            my = np.arange(h, dtype=np.float32)[:, None] + v
+            self._outside = torch.from_numpy((mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1))[None, None]
+            self._maps = cv2.convertMaps(mx, my, cv2.CV_16SC2)
+
+    @property
+    def fixed_point(self) -> bool:
+        """Whether it resamples with OpenCV's fixed-point ``remap`` (float32 images outside autograd)."""
+        return self._maps is not None
+
+    @property
+    def grid(self) -> torch.Tensor:
+        """``sample_grid(flow_bw)``, made when first asked for."""
+        if self._grid is None:
+            self._grid = sample_grid(self.flow)
+        return self._grid
+
+    def outside(self) -> torch.Tensor:
+        """(B, 1, H, W) bool: where x + ŵ(x) leaves the frame."""
+        if self._maps is not None:
+            return self._outside
+        return (self.grid.abs() > 1.0).any(dim=-1).unsqueeze(1)
+
+    def __call__(self, image: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+        """``warp(image, flow_bw, mode=mode)``: (B, C, H, W) -> same."""
+        if (self._maps is None or image.dtype != torch.float32 or image.device.type != "cpu"
+                or (image.requires_grad and torch.is_grad_enabled())):
+            return warp(image, self.flow, mode=mode, grid=self.grid)
+        if image.shape[0] != 1 or image.shape[2:] != self.flow.shape[2:]:
+            raise ValueError(f"image must be (1, C, H, W) like the flow {tuple(self.flow.shape)}; got {tuple(image.shape)}")
+        planes = image[0].detach().contiguous().numpy()
+        out = np.empty_like(planes)
+        for c in range(planes.shape[0]):  # one plane at a time: no layout change for (C, H, W) tensors
+            cv2.remap(planes[c], *self._maps, _REMAP[mode], dst=out[c], borderMode=cv2.BORDER_REPLICATE)
+        return torch.from_numpy(out)[None]
