@@ -676,6 +676,23 @@ def test_flow_cache_temp_files_of_killed_runs_are_removed_and_only_those(tmp_pat
     assert not old_format.exists() and all(p.exists() for p in their_arrays)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="the writer's PID is asked with signal 0, which Windows lacks")
+def test_flow_cache_temp_of_a_dead_writer_on_this_host_goes_at_once(tmp_path):
+    from flowstyle.motion.flow_cache import _HOST, FlowCache
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    key = "ab" + "0" * 30
+    (tmp_path / "ab").mkdir()
+    gone = tmp_path / "ab" / f".{key}.flow.{_HOST}.{dead.pid}.tmp"  # killed mid-write, seconds ago
+    alive = tmp_path / "ab" / f".{key}.flow.{_HOST}.{os.getpid()}.tmp"  # a writer still at work
+    elsewhere = tmp_path / "ab" / f".{key}.flow.{_HOST}x.{dead.pid}.tmp"  # another host's: its PIDs mean nothing here
+    for p in (gone, alive, elsewhere):
+        p.write_bytes(b"x")
+    assert FlowCache(tmp_path).remove_stale_temps() == 1
+    assert not gone.exists() and alive.exists() and elsewhere.exists()
+
+
 def test_a_changed_flow_cache_entry_of_the_right_size_is_recomputed(tmp_path):
     from flowstyle.io.frames import Frame
     from flowstyle.motion.flow import FlowEstimator

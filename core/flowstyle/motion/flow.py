@@ -28,10 +28,28 @@ def _gray8(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb8.numpy(), cv2.COLOR_RGB2GRAY)
 
 
+class _Gray8:
+    """:func:`_gray8` of the last few frames, found by identity: a pair's two flows and the next pair
+    share each frame's conversion (2 ms a 1024x436 frame; four per pair without it). It holds the
+    arrays it has seen, so an identity is never reused while it is remembered; frames' pixels are
+    never changed in place."""
+
+    def __init__(self, keep: int = 3):
+        self.keep, self._seen = keep, []  # (rgb array, its gray), newest first
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        for seen, gray in self._seen:
+            if seen is rgb:
+                return gray
+        gray = _gray8(rgb)
+        self._seen = [(rgb, gray)] + self._seen[:self.keep - 1]
+        return gray
+
+
 def _dis(preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> FlowFn:
     """OpenCV DIS (Kroeger et al. 2016), preset MEDIUM: about 40 ms a 1024x436 pair on 2 cores."""
-    dis = cv2.DISOpticalFlow_create(preset)
-    return lambda a, b: dis.calc(_gray8(a), _gray8(b), None)
+    dis, gray = cv2.DISOpticalFlow_create(preset), _Gray8()
+    return lambda a, b: dis.calc(gray(a), gray(b), None)
 
 
 def _dis_fast() -> FlowFn:
@@ -41,8 +59,8 @@ def _dis_fast() -> FlowFn:
 
 def _deepflow() -> FlowFn:
     """OpenCV contrib DeepFlow (Weinzaepfel et al. 2013), the papers' choice; seconds per pair."""
-    df = cv2.optflow.createOptFlow_DeepFlow()
-    return lambda a, b: df.calc(_gray8(a), _gray8(b), None)
+    df, gray = cv2.optflow.createOptFlow_DeepFlow(), _Gray8()
+    return lambda a, b: df.calc(gray(a), gray(b), None)
 
 
 def _raft(*, device: str = "cpu", weights: Optional[str] = None) -> FlowFn:
