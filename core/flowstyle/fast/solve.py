@@ -58,20 +58,23 @@ def pull_terms(target: torch.Tensor, images: Sequence[torch.Tensor], weights: Se
     """(W, b): the summed pull weight Σ w_k (B, 1, H, W) and the pull Σ w_k (ω_k − p) (B, C, H, W)."""
     if len(images) != len(weights):
         raise ValueError(f"need one weight map per pulled image; got {len(images)} images and {len(weights)} weights")
-    total = torch.zeros_like(target[:, :1])
-    pull = torch.zeros_like(target)
-    for w, c in zip(images, weights):
-        total = total + c
-        pull = pull + c * (w - target)
+    total, pull = None, None
+    for w, c in zip(images, weights):  # the first term starts the sums: no zero images to add to
+        term = torch.sub(w, target).mul_(c)
+        total, pull = (c.clone(), term) if total is None else (total.add_(c), pull.add_(term))
+    if total is None:
+        return torch.zeros_like(target[:, :1]), torch.zeros_like(target)
     return total, pull
 
 
-def _edge_weights(trust: Optional[torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Horizontal (B, 1, H, W−1) and vertical (B, 1, H−1, W) edge weights 1 − |t_p − t_q|."""
+def _edge_weights(trust: Optional[torch.Tensor], like: torch.Tensor, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal (B, 1, H, W−1) and vertical (B, 1, H−1, W) edge weights ``scale`` · (1 − |t_p − t_q|)."""
     if trust is None:
-        ones = like.new_ones(like.shape[0], 1, *like.shape[-2:])
+        ones = like.new_full((like.shape[0], 1, *like.shape[-2:]), scale)
         return ones[..., :, 1:], ones[..., 1:, :]
-    return 1.0 - (trust[..., :, 1:] - trust[..., :, :-1]).abs(), 1.0 - (trust[..., 1:, :] - trust[..., :-1, :]).abs()
+    ex = torch.sub(trust[..., :, 1:], trust[..., :, :-1]).abs_().neg_().add_(1.0)
+    ey = torch.sub(trust[..., 1:, :], trust[..., :-1, :]).abs_().neg_().add_(1.0)
+    return (ex, ey) if scale == 1.0 else (ex.mul_(scale), ey.mul_(scale))
 
 
 def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor,
@@ -134,15 +137,18 @@ def pcg_solve(
     """
     if not images:
         return target
-    total, b = pull_terms(target, images, weights)
-    diag_data = fidelity_weight + total
+    diag_data, b = pull_terms(target, images, weights)
+    diag_data.add_(fidelity_weight)  # λ + Σ w_k (pull_terms' sum is ours)
     d = b / diag_data  # the minimizer without the gradient term: right at low frequencies
     g = gradient_weight
     if g > 0 and iterations > 0:
-        ex, ey = _edge_weights(trust, target)
-        ex, ey = g * ex, g * ey
-        degree = F.pad(ex, (1, 0)) + F.pad(ex, (0, 1)) + F.pad(ey, (0, 0, 1, 0)) + F.pad(ey, (0, 0, 0, 1))
-        inv_diag = 1.0 / (diag_data + degree)
+        ex, ey = _edge_weights(trust, target, g)
+        inv_diag = diag_data.clone()  # λ + Σ w_k + the degree Σ_q e_pq, inverted in place
+        inv_diag[..., :, 1:] += ex
+        inv_diag[..., :, :-1] += ex
+        inv_diag[..., 1:, :] += ey
+        inv_diag[..., :-1, :] += ey
+        inv_diag.reciprocal_()
 
         n, c, h, w = target.shape
         scratch = (target.new_empty(n, c, h, w - 1), target.new_empty(n, c, h - 1, w))
