@@ -15,12 +15,23 @@ from .warp import Sampler
 __all__ = ["consistency_mask", "long_term_masks", "soften", "near_unreliable"]
 
 
+def _central_difference(flow: torch.Tensor, dim: int) -> torch.Tensor:
+    """2 × the central difference along ``dim`` with a replicated border (one-sided at the edges), with
+    no padded copy. (B, C, H, W) -> same."""
+    n = flow.shape[dim]
+    out = torch.empty_like(flow)
+    if n < 2:
+        return out.zero_()
+    torch.sub(flow.narrow(dim, 2, n - 2), flow.narrow(dim, 0, n - 2), out=out.narrow(dim, 1, n - 2))
+    torch.sub(flow.narrow(dim, 1, 1), flow.narrow(dim, 0, 1), out=out.narrow(dim, 0, 1))
+    torch.sub(flow.narrow(dim, n - 1, 1), flow.narrow(dim, n - 2, 1), out=out.narrow(dim, n - 1, 1))
+    return out
+
+
 def _gradient_sq(flow: torch.Tensor) -> torch.Tensor:
     """|∇u|² + |∇v|² with central differences (replicated border). (B, 2, H, W) -> (B, 1, H, W)."""
-    p = F.pad(flow, (1, 1, 1, 1), mode="replicate")
-    gx = 0.5 * (p[..., 1:-1, 2:] - p[..., 1:-1, :-2])
-    gy = 0.5 * (p[..., 2:, 1:-1] - p[..., :-2, 1:-1])
-    return (gx.square() + gy.square()).sum(1, keepdim=True)
+    g = _central_difference(flow, -1).square_().add_(_central_difference(flow, -2).square_())
+    return g.sum(1, keepdim=True).mul_(0.25)
 
 
 def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool = False,
@@ -50,9 +61,10 @@ def consistency_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, *, soft: bool
     sampler = Sampler(flow_bw) if sampler is None else sampler
     w_tilde = sampler(flow_fw, "bilinear")
     bw_sq = flow_bw.square().sum(1, keepdim=True)
-    round_trip = (w_tilde + flow_bw).square().sum(1, keepdim=True)
-    unreliable = round_trip > 0.01 * (w_tilde.square().sum(1, keepdim=True) + bw_sq) + 0.5  # disoccluded
-    unreliable |= _gradient_sq(flow_bw) > 0.01 * bw_sq + 0.002  # motion boundary
+    round_trip = torch.add(w_tilde, flow_bw).square_().sum(1, keepdim=True)
+    bound = w_tilde.square_().sum(1, keepdim=True).add_(bw_sq).mul_(0.01).add_(0.5)  # w_tilde is ours, used up
+    unreliable = round_trip > bound  # disoccluded
+    unreliable |= _gradient_sq(flow_bw) > bw_sq.mul_(0.01).add_(0.002)  # motion boundary
     unreliable |= sampler.outside()  # points outside the frame
     if not soft:
         return (~unreliable).to(flow_bw.dtype)
