@@ -13,8 +13,8 @@ import os as _os
 # sleep. Fast mode interleaves torch ops with OpenCV's own threads (DIS flow, remap), and with as many
 # torch threads as cores that spinning takes the cores from OpenCV. A short spin keeps back-to-back torch
 # ops quick and lets OpenCV run: measured on 2 cores at 1024 px (sintel_raft_demo, builtin:7), fast mode
-# 0.223-0.226 s a frame with 10000 against 0.245-0.246 s with libgomp's default, per-frame stylization
-# no slower. It only counts when flowstyle is imported before torch, and a value the user set wins.
+# 0.223-0.238 s a frame with 10000 against 0.242-0.249 s with libgomp's default (two sets of alternated
+# runs), per-frame stylization no slower. It only counts when flowstyle is imported before torch, and a value the user set wins.
 _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from .base import VERSION as __version__  # noqa: E402
