@@ -74,7 +74,7 @@ class Sampler:
     With ``fixed_point`` (the temporal step's choice), on the CPU and outside autograd, it resamples
     with OpenCV's ``remap``: positions in fixed point to 1/32 px (so off by at most 1/64 px), the
     same border rule. At 1024 x 436 on 2 threads, timed alone: about 7 instead of 15 ms for a bicubic
-    RGB warp, 2.6 instead of 6 ms for a bilinear one; inside a fast-mode run, where the network has
+    RGB warp, 3.3 instead of 6 ms for a bilinear one; inside a fast-mode run, where the network has
     the cache first, a frame's two warps take 8-10 ms. The trade is that 1/64 px, far below the
     flow's own error (the graded benchmark did not move).
     Anywhere else, and for images that need gradients, it is :func:`warp` exactly.
