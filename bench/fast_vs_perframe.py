@@ -47,13 +47,15 @@ from grade_flow import PrealignedDeepFlow  # noqa: E402
 # name -> Settings changes from the default; each switches one of seed 000's parts (or the old solver)
 VARIANTS = {
     "default": {},
+    "carry-0": {"carry_detail": 0.0},
+    "carry-0-keep-detail-1": {"carry_detail": 0.0, "keep_detail": 1.0},  # the defaults before carry
+    "keep-detail-0": {"keep_detail": 0.0},
+    "keep-detail-1": {"keep_detail": 1.0},
+    "gradient-g0": {"gradient_weight": 0.0},
     "no-context": {"mask_context": 0.0},
     "incremental": {"incremental_mask": 4},
     "multi-scale": {"flow_scales": 2},
     "fusion-1,2,4": {"long_term": (1, 2, 4)},
-    "gradient-g1": {"gradient_weight": 1.0},
-    "keep-detail-0.5": {"keep_detail": 0.5},
-    "keep-detail-1": {"keep_detail": 1.0},
     "old-defaults": {"solver": "band", "mask_context": 0.0, "temporal_weight": 1.0},
 }
 

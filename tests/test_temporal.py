@@ -22,9 +22,10 @@ class TestPcgSolve:
         p = torch.rand(1, 3, 16, 16)
         assert torch.equal(pcg_solve(p, [], [], **KW), p)
 
-    def test_disoccluded_pixels_follow_the_per_frame_stylization(self):
+    @pytest.mark.parametrize("carry", [0.0, 1.0])
+    def test_disoccluded_pixels_follow_the_per_frame_stylization(self, carry):
         p, omega, c = step_case()
-        x = pcg_solve(p, [omega], [c], trust=c, **KW)
+        x = pcg_solve(p, [omega], [c], trust=c, carry=carry, **KW)
         correction = ((x - p) / (omega - p))[0, 0, 12]  # one row, fraction of the full correction ω − p
         full = 1.0 / (1.0 + 0.2)  # γ / (γ + λ): the per-pixel minimizer inside the traced region
         assert float(correction[24:26].abs().max()) < 0.05  # within 2 px of the edge: < 5 %
@@ -39,14 +40,16 @@ class TestPcgSolve:
         correction = ((x - p) / (omega - p))[0, 0, 12]
         assert float(correction[25]) > 0.05
 
-    def test_reaches_the_minimum_of_its_energy(self):
+    @pytest.mark.parametrize("carry", [0.0, 1.0])
+    def test_reaches_the_minimum_of_its_energy(self, carry):
         torch.manual_seed(0)
         p, omega = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 40, 56)
         c = (torch.rand(1, 1, 40, 56) > 0.3).float()
         stats = SolveStats()
-        x = pcg_solve(p, [omega], [c], trust=c, stats=stats, **KW)
-        best = pcg_solve(p, [omega], [c], trust=c, iterations=500, tolerance=1e-9, **KW)
-        e = lambda v: energy(v, p, [omega], [c], trust=c, **KW)
+        kw = dict(KW, trust=c, carry=carry)
+        x = pcg_solve(p, [omega], [c], stats=stats, **kw)
+        best = pcg_solve(p, [omega], [c], iterations=500, tolerance=1e-9, **kw)
+        e = lambda v: energy(v, p, [omega], [c], **kw)
         assert e(x) <= e(best) * 1.002 and stats.residual < 0.05
         assert e(band_solve(p, [omega], [c], fidelity_weight=0.2)) > e(best) * 1.02  # the old filter is no minimizer
         assert e(best) < e(p) and e(best) < e(torch.where(c > 0, omega, p))
@@ -81,6 +84,27 @@ class TestPcgSolve:
         contrast = float(x[..., 8:24:2, :].mean() - x[..., 9:24:2, :].mean())
         assert contrast > 0.5  # most of the stripes' contrast is kept
         assert float(x.mean()) == pytest.approx(0.5 + (0.9 - 0.5) / 1.2, abs=0.02)  # the mean moves to the blend
+
+    def test_carry_takes_the_strokes_from_the_traced_past(self):
+        """carry = 1: where traced, the fine pattern is the warped past's (strokes held on the scene), the
+        colour still the blend; where not traced, p exactly. carry = 0: p's pattern throughout."""
+        p = torch.zeros(1, 1, 32, 48)
+        p[..., ::2, :] = 1.0  # p's stripes on even rows
+        omega = torch.full_like(p, 0.2)
+        omega[..., 1::2, :] = 1.0  # the past's stripes on odd rows: the same strokes, redrawn elsewhere
+        c = torch.zeros(1, 1, 32, 48)
+        c[..., :24] = 1.0  # traced on the left half...
+        c[..., 24:36] = 0.1  # ...barely trusted beside it (the context mask near a moving object's edge)
+
+        def contrast(x, a=4, b=18):  # even rows minus odd rows, by default well inside the traced part
+            return float(x[..., 8:24:2, a:b].mean() - x[..., 9:24:2, a:b].mean())
+
+        kw = dict(trust=c, iterations=200, tolerance=1e-9, fidelity_weight=0.2, gradient_weight=4.0)
+        held, redrawn = pcg_solve(p, [omega], [c], carry=1.0, **kw), pcg_solve(p, [omega], [c], carry=0.0, **kw)
+        assert contrast(held) < -0.6 and contrast(redrawn) > 0.5
+        assert float(held[..., 4:18].mean()) == pytest.approx(float((0.2 * p + omega)[..., 4:18].mean()) / 1.2, abs=0.02)
+        assert contrast(held, 27, 33) > 0.7  # where barely trusted, mostly p's strokes
+        assert float((held - p)[..., 38:].abs().max()) < 0.02  # untraced: p (the soft edge to 0.1 leaks a little)
 
     def test_exception_mismatched(self):
         with pytest.raises(ValueError, match="one weight map per pulled image"):

@@ -168,16 +168,22 @@ class Settings:
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
     fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization", group=FAST, metavar="L")
-    gradient_weight: float = option(1.0, "g: pull the result's gradients towards the per-frame stylization's "
-                                    "(solved by conjugate gradients; 0: the exact per-pixel minimizer)",
+    gradient_weight: float = option(1.0, "g: pull the result's gradients (its strokes) towards the per-frame "
+                                    "stylization's, or where traced the past's (--carry-detail); solved by "
+                                    "conjugate gradients; 0: the exact per-pixel minimizer",
                                     group=FAST, metavar="G")
+    carry_detail: float = option(1.0, "where the scene is traced, pull the result's gradients towards the "
+                                 "warped past's instead of the per-frame stylization's (0: all from the per-frame "
+                                 "stylization, 1: all from the past where fully traced): strokes that hold "
+                                 "still on the scene instead of being redrawn each frame", group=FAST, metavar="K")
     solver: str = option("exact", "temporal solver: exact (minimizes the energy: per pixel, or conjugate gradients "
                          "when g > 0) or band (the former two-band filter, a heuristic)", group=FAST,
                          choices=("exact", "band"))
-    keep_detail: float = option(1.0, "seed 000's anti-blur after the solve (a heuristic): raise the finest band "
-                                "where blending in the past lowered it below the per-frame stylization's detail; "
-                                "1 restores it fully (crisper strokes, the look held; about 10 percent more "
-                                "warping error), 0 off", group=FAST, metavar="S")
+    keep_detail: float = option(0.5, "seed 000's anti-blur after the solve (a heuristic): raise the finest band "
+                                "where blending in and resampling the past lowered it below the per-frame "
+                                "stylization's detail; 1 restores it fully, 0.5 half of the way (sharpness "
+                                "0.97-1.0 of per-frame; 1 over-sharpens and costs 2-6 percent more warping "
+                                "error), 0 off (softer, 0.82-0.95)", group=FAST, metavar="S")
     incremental_mask: int = option(0, "seed 000's incremental mask: a newly traced pixel's pull builds up over "
                                    "this many frames, and resets where tracing breaks; 0 off", group=FAST, metavar="N")
     solver_iterations: int = option(3, "pcg: at most this many iterations per frame (3 come within 0.25/255 of "
@@ -280,6 +286,8 @@ class Settings:
                                  f"got {s.fidelity_weight:g}, {s.detail:g} and {s.band}")
         if s.keep_detail < 0:
             raise FlowstyleError(f"--keep-detail must be 0 (off) or more, got {s.keep_detail:g}")
+        if not 0 <= s.carry_detail <= 1:
+            raise FlowstyleError(f"--carry-detail must be between 0 and 1, got {s.carry_detail:g}")
         if s.precision not in PRECISIONS:
             raise FlowstyleError(f"--precision must be {' or '.join(PRECISIONS)}, got '{s.precision}'")
         if s.stylizer and s.mode != "fast":

@@ -74,7 +74,7 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     else:
         trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
         x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
-                      trust=trust.clamp(0.0, 1.0), iterations=s.solver_iterations)
+                      trust=trust.clamp(0.0, 1.0), carry=s.carry_detail, iterations=s.solver_iterations)
         x = restore_detail(x, p, s.keep_detail)
     return to_array(x)
 

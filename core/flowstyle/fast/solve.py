@@ -4,15 +4,18 @@ Per frame, with p the per-frame stylization and ω_k the earlier outputs (and pa
 carried into this frame with per-pixel weights w_k (γ times their long-term masks), the
 energy over the image x is
 
-    E(x) = g Σ_{edges pq} e_pq ((x_p − x_q) − (p_p − p_q))² + λ ||x − p||² + Σ_k w_k ||x − ω_k||²
+    E(x) = g Σ_{edges pq} e_pq ((x_p − x_q) − (r_p − r_q))² + λ ||x − p||² + Σ_k w_k ||x − ω_k||²
 
-The gradient term keeps the strokes of the per-frame stylization (they are taken fresh each
-frame, so repeated warping cannot soften them and the look cannot drift); the temporal term
-removes flicker where the scene can be traced. ``e_pq = 1 − |t_p − t_q|`` with ``t`` the
-per-pixel trust (how far a pixel is traced, in [0, 1]): the gradient term is cut exactly where
-traced meets untraced, so the correction of traced pixels never leaks into disoccluded ones
-(which follow p) and is not diluted near a mask edge. With ``t`` constant it is DESIGN 4.6's
-plain ``g ||∇x − ∇p||²``.
+with the gradient term's reference r = p + κ t (ω̄ − p), ω̄ = Σ w_k ω_k / Σ w_k the pulls' weighted
+mean, t the per-pixel trust (how far a pixel is traced, in [0, 1]) and κ the carry (``carry``). The
+temporal and fidelity terms set the colour (the blend of p and the past); the gradient term sets
+the fine pattern, the strokes. With κ = 1 (the default) a fully traced pixel takes its strokes
+from the warped past: they stay where they are on the scene instead of being redrawn each frame
+(the network redraws them a little differently every frame, and blending two unrelated stroke
+patterns both flickers and flattens them); untraced pixels take p's. With κ = 0 the strokes are
+p's everywhere (DESIGN 4.6's ``g ||∇x − ∇p||²``). ``e_pq = 1 − |t_p − t_q|``: the gradient term is
+cut exactly where traced meets untraced, so the correction of traced pixels never leaks into
+disoccluded ones (which follow p) and is not diluted near a mask edge.
 
 Solvers, tensors in and out, no I/O and no device choices:
 
@@ -20,9 +23,10 @@ Solvers, tensors in and out, no I/O and no device choices:
   the correction d = x − p, started from the per-pixel minimizer without the gradient term
   (right at low frequencies, so CG only has the fine band left to fix). Shift-invariant.
 - :func:`restore_detail`: seed 000's anti-blur for the solve's result, a heuristic after it (not
-  part of E): where mixing in the warped past lowered the fine detail below the per-frame
-  stylization's, the finest band is raised back towards p's local detail energy. It trades a
-  little stability (the raised band is partly the new frame's) for strokes as crisp as p's.
+  part of E): where mixing in and resampling the warped past lowered the fine detail below the
+  per-frame stylization's, the finest band is raised back towards p's local detail energy. It
+  trades a little stability (amplified resampling error, and with κ < 1 partly the new frame's
+  strokes) for strokes as crisp as p's.
 - :func:`band_solve`: the former default, a heuristic filter (not a minimizer): the per-pixel
   blend below a box low-pass cut-off, ``detail`` of p's own fine band above it. Kept for
   comparison in the benchmark.
@@ -94,14 +98,25 @@ def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor,
     return out
 
 
+def _carried_offset(pull: torch.Tensor, total: torch.Tensor, trust: Optional[torch.Tensor], carry: float) -> torch.Tensor:
+    """r − p = carry · t · (ω̄ − p), ω̄ = Σ w_k ω_k / Σ w_k the pulls' weighted mean (0 where nothing pulls).
+    ``pull`` (B, C, H, W) Σ w_k (ω_k − p) and ``total`` (B, 1, H, W) Σ w_k, as :func:`pull_terms` gives them."""
+    u = pull / total.clamp(min=1e-8)
+    return u.mul_(trust).mul_(carry) if trust is not None else u.mul_(carry)
+
+
 def energy(x: torch.Tensor, target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
-           fidelity_weight: float, gradient_weight: float, trust: Optional[torch.Tensor] = None) -> float:
+           fidelity_weight: float, gradient_weight: float, trust: Optional[torch.Tensor] = None,
+           carry: float = 0.0) -> float:
     """E(x) of the module docstring (summed over pixels and channels)."""
     ex, ey = _edge_weights(trust, target)
-    d = x - target
+    fidelity = x - target
+    d = fidelity  # x − r, whose gradients the gradient term penalizes
+    if carry > 0 and images:
+        d = fidelity - _carried_offset(*reversed(pull_terms(target, images, weights)), trust, carry)
     grad = (ex * (d[..., :, 1:] - d[..., :, :-1]).square()).sum() + (ey * (d[..., 1:, :] - d[..., :-1, :]).square()).sum()
     temporal = sum((c * (x - w).square()).sum() for w, c in zip(images, weights))
-    return float(gradient_weight * grad + fidelity_weight * d.square().sum() + temporal)
+    return float(gradient_weight * grad + fidelity_weight * fidelity.square().sum() + temporal)
 
 
 @dataclass
@@ -115,12 +130,12 @@ class SolveStats:
 def pcg_solve(
     target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
     fidelity_weight: float, gradient_weight: float = 1.0, trust: Optional[torch.Tensor] = None,
-    iterations: int = 12, tolerance: float = 1e-3, stats: Optional[SolveStats] = None,
+    carry: float = 0.0, iterations: int = 12, tolerance: float = 1e-3, stats: Optional[SolveStats] = None,
 ) -> torch.Tensor:
     """Minimize E(x) (module docstring) by preconditioned conjugate gradients.
 
-    Normal equations on d = x − p: ((λ + W) + g L_e) d = Σ w_k (ω_k − p), L_e the graph
-    Laplacian with edge weights e; Jacobi preconditioner. Pixels that nothing pulls and that no
+    Normal equations on d = x − p: ((λ + W) + g L_e) d = Σ w_k (ω_k − p) + g L_e (r − p), L_e the
+    graph Laplacian with edge weights e; Jacobi preconditioner. Pixels that nothing pulls and that no
     edge ties to a pulled pixel keep d = 0 exactly (x = p).
 
     Args:
@@ -128,6 +143,7 @@ def pcg_solve(
         images: each (B, C, H, W) ω_k. weights: each (B, 1, H, W) w_k >= 0.
         fidelity_weight: λ > 0. gradient_weight: g >= 0.
         trust: (B, 1, H, W) in [0, 1], where the pulls hold (None: the plain, uncut gradient term).
+        carry: κ in [0, 1], how much of the traced past's fine pattern the gradient term asks for.
         iterations: at most this many CG steps. tolerance: stop when the residual falls below
             this fraction of the right-hand side.
         stats: receives the iterations run and the final relative residual.
@@ -139,10 +155,13 @@ def pcg_solve(
         return target
     diag_data, b = pull_terms(target, images, weights)
     diag_data.add_(fidelity_weight)  # λ + Σ w_k (pull_terms' sum is ours)
-    d = b / diag_data  # the minimizer without the gradient term: right at low frequencies
     g = gradient_weight
+    u = _carried_offset(b, diag_data - fidelity_weight, trust, carry) if g > 0 and carry > 0 else None
+    d = b / diag_data  # the minimizer without the gradient term: right at low frequencies
     if g > 0 and iterations > 0:
         ex, ey = _edge_weights(trust, target, g)
+        if u is not None:
+            b = _graph_laplacian(u, ex, ey, out=b)  # right-hand side + g L_e (r − p)
         inv_diag = diag_data.clone()  # λ + Σ w_k + the degree Σ_q e_pq, inverted in place
         inv_diag[..., :, 1:] += ex
         inv_diag[..., :, :-1] += ex
