@@ -559,7 +559,9 @@ def test_exr_frames_are_read_as_scene_linear(tmp_path, data_dir):
     for k in (1, 3):
         x = cv2.imread(str(tmp_path / "a" / f"frame_{k:05d}.png"), cv2.IMREAD_UNCHANGED)
         y = cv2.imread(str(tmp_path / "b" / f"frame_{k:05d}.png"))
-        assert x.dtype == np.uint16 and np.abs(x / 257.0 - y).mean() < 1.0
+        # the 8-bit run's rounding differs from the 16-bit one's and fast mode carries it from frame to frame
+        # (measured: 0.93 on frame 1, 1.02 on frame 3); EXR read as if it were sRGB is 8.4 levels off
+        assert x.dtype == np.uint16 and np.abs(x / 257.0 - y).mean() < 1.5
 
 
 @pytest.mark.parametrize("ext, budget_mb", [(".jpg", 40), (".png", 260)])
