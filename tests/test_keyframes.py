@@ -142,3 +142,17 @@ def test_linear_transition_flickers_less_than_a_cut(tmp_path, whale):
 
     assert errors("linear", None).max() < errors("constant", None).max()  # default settings: peak error
     assert errors("linear", 0.0).mean() < errors("constant", 0.0).mean()  # the dissolve alone: mean error
+
+
+def test_a_dissolve_takes_strokes_from_the_new_style_not_the_past(tmp_path, whale, monkeypatch):
+    """While the style mix changes, the past's strokes are the old style's: the solve is asked for none of
+    them (carry 0) on exactly those frames, and for the settings' carry everywhere else."""
+    import flowstyle.fast.run as run
+
+    asked, solve = [], run.pcg_solve
+    monkeypatch.setattr(run, "pcg_solve", lambda *a, **kw: asked.append(kw["carry"]) or solve(*a, **kw))
+    keys = {"keys": [{"frame": 3, "style": "builtin:3", "interpolation": "linear"}, {"frame": 6, "style": "builtin:18"}]}
+    flowstyle.stylize(whale, "builtin:3", tmp_path / "o", Settings(size=SIZE), keyframes=keys)
+    timeline = parse_keyframes(keys, 8, (StyleRef(builtin=3),), None)
+    expected = [0.0 if timeline.style_change(k) > 0 else 1.0 for k in range(1, 8)]  # frame 0 has no past
+    assert asked == expected and 0.0 in expected and 1.0 in expected

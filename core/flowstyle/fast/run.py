@@ -38,7 +38,8 @@ def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch
 
 def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: History, motion: dict, *,
                   temporal_weight: float, extra: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
-                  hold: Optional[torch.Tensor] = None, state: Optional[dict] = None) -> np.ndarray:
+                  hold: Optional[torch.Tensor] = None, state: Optional[dict] = None,
+                  carry: Optional[float] = None) -> np.ndarray:
     """Pull the per-frame stylization ``target`` of ``frame`` towards the warped earlier outputs.
 
     Args:
@@ -51,6 +52,7 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
             consistent (the hard mask, without ``mask_context``): keeps a painted look the chain
             to its key has lost.
         state: carried from frame to frame by the caller (the incremental mask's map).
+        carry: κ at this frame (None: the settings' ``carry_detail``).
     """
     s = ctx.settings
     traced = trace(ctx.flows, frame, earlier_results(history, s.long_term), device=ctx.device,
@@ -74,7 +76,8 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     else:
         trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
         x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
-                      trust=trust.clamp(0.0, 1.0), carry=s.carry_detail, iterations=s.solver_iterations)
+                      trust=trust.clamp(0.0, 1.0), carry=s.carry_detail if carry is None else carry,
+                      iterations=s.solver_iterations)
         x = restore_detail(x, p, s.keep_detail)
     return to_array(x)
 
@@ -149,7 +152,10 @@ class FrameSolver:
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
         # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
-        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - self.timeline.style_change(k)) ** 2
+        change = self.timeline.style_change(k)
+        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - change) ** 2
+        # while the style mix changes, the past's strokes are the old style's: take them from the new target
+        carry = s.carry_detail if change == 0 else 0.0
         extra, hold = [], None
         if look is not None:
             # the painting pulls where it is traced; where the chain to the key is lost but the step from the
@@ -158,7 +164,7 @@ class FrameSolver:
         out = target
         if (gamma > 0 and history) or extra:
             out = temporal_step(ctx, frame, target, history if gamma > 0 or extra else (), motion, temporal_weight=gamma,
-                                extra=extra, hold=hold, state=self.state)
+                                extra=extra, hold=hold, state=self.state, carry=carry)
         flow_seconds = ctx.flows.seconds - flow_start
         rep.add_time(index, "flow", flow_seconds)
         rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)
