@@ -175,7 +175,8 @@ class Settings:
     carry_detail: float = option(1.0, "where the scene is traced, pull the result's gradients towards the "
                                  "warped past's instead of the per-frame stylization's (0: all from the per-frame "
                                  "stylization, 1: all from the past where fully traced): strokes that hold "
-                                 "still on the scene instead of being redrawn each frame", group=FAST, metavar="K")
+                                 "still on the scene instead of being redrawn each frame (0 on frames where a style key's "
+                                 "mix changes)", group=FAST, metavar="K")
     solver: str = option("exact", "temporal solver: exact (minimizes the energy: per pixel, or conjugate gradients "
                          "when g > 0) or band (the former two-band filter, a heuristic)", group=FAST,
                          choices=("exact", "band"))
