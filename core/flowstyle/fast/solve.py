@@ -113,7 +113,8 @@ def energy(x: torch.Tensor, target: torch.Tensor, images: Sequence[torch.Tensor]
     fidelity = x - target
     d = fidelity  # x − r, whose gradients the gradient term penalizes
     if carry > 0 and images:
-        d = fidelity - _carried_offset(*reversed(pull_terms(target, images, weights)), trust, carry)
+        total, pull = pull_terms(target, images, weights)
+        d = fidelity - _carried_offset(pull, total, trust, carry)
     grad = (ex * (d[..., :, 1:] - d[..., :, :-1]).square()).sum() + (ey * (d[..., 1:, :] - d[..., :-1, :]).square()).sum()
     temporal = sum((c * (x - w).square()).sum() for w, c in zip(images, weights))
     return float(gradient_weight * grad + fidelity_weight * fidelity.square().sum() + temporal)
@@ -153,24 +154,23 @@ def pcg_solve(
     """
     if not images:
         return target
-    diag_data, b = pull_terms(target, images, weights)
-    diag_data.add_(fidelity_weight)  # λ + Σ w_k (pull_terms' sum is ours)
+    total, b = pull_terms(target, images, weights)
     g = gradient_weight
-    u = _carried_offset(b, diag_data - fidelity_weight, trust, carry) if g > 0 and carry > 0 else None
+    u = _carried_offset(b, total, trust, carry) if g > 0 and carry > 0 and iterations > 0 else None
+    diag_data = total.add_(fidelity_weight)  # λ + Σ w_k (pull_terms' sum is ours)
     d = b / diag_data  # the minimizer without the gradient term: right at low frequencies
     if g > 0 and iterations > 0:
         ex, ey = _edge_weights(trust, target, g)
+        n, c, h, w = target.shape
+        scratch = (target.new_empty(n, c, h, w - 1), target.new_empty(n, c, h - 1, w))
         if u is not None:
-            b = _graph_laplacian(u, ex, ey, out=b)  # right-hand side + g L_e (r − p)
+            b = _graph_laplacian(u, ex, ey, out=b, scratch=scratch)  # right-hand side + g L_e (r − p)
         inv_diag = diag_data.clone()  # λ + Σ w_k + the degree Σ_q e_pq, inverted in place
         inv_diag[..., :, 1:] += ex
         inv_diag[..., :, :-1] += ex
         inv_diag[..., 1:, :] += ey
         inv_diag[..., :-1, :] += ey
         inv_diag.reciprocal_()
-
-        n, c, h, w = target.shape
-        scratch = (target.new_empty(n, c, h, w - 1), target.new_empty(n, c, h - 1, w))
 
         def apply_a(v: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
             return _graph_laplacian(v, ex, ey, out=torch.mul(diag_data, v, out=out), scratch=scratch)
