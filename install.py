@@ -55,9 +55,13 @@ def make_venv() -> None:
 
 
 def pip(*args: str) -> None:
-    cmd = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args]
+    # --no-cache-dir: where torch comes from the index (a CUDA build, several GB) and not from a
+    # local wheel, a cached copy would double what it takes on disk
+    cmd = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir", "-q", *args]
     if subprocess.run(cmd).returncode != 0:
-        sys.exit(f"[install] pip failed: {' '.join(args)} (see the messages above; re-running install.py resumes)")
+        free = shutil.disk_usage(VENV).free / 2**30
+        sys.exit(f"[install] pip failed: {' '.join(args)} ({free:.1f} GiB free beside {VENV}; see the messages "
+                 "above; re-running install.py resumes)")
 
 
 def install_engine(extras: str) -> None:
