@@ -249,3 +249,26 @@ def test_preview_shows_the_painted_look(tmp_path, whale):
     assert np.abs(previews["key", o] - painted).max() < 1 / 255 + 1e-6  # at the key: the painting
     # three frames on: what the render shows there, not the network's own look
     assert np.abs(previews["key", o + 3] - run[o + 3]).mean() < 0.5 * np.abs(previews["none", o + 3] - run[o + 3]).mean()
+
+
+def test_a_painted_key_decodes_no_frame_again_after_the_key(tmp_path, whale, monkeypatch):
+    """The key's walk reads the frame the main loop has in hand: it is not decoded a second time."""
+    from collections import Counter
+    from flowstyle.io.frames import FrameSource
+
+    decoded, real = Counter(), FrameSource._decode
+
+    def counting(self, native_index):
+        decoded[native_index] += 1
+        return real(self, native_index)
+
+    monkeypatch.setattr(FrameSource, "_decode", counting)
+    o = 2
+    paint_key(tmp_path, whale, o)
+    flowstyle.stylize(whale, "builtin:7", tmp_path / "plain", Settings(size=SIZE))
+    plain = Counter(decoded)
+    decoded.clear()
+    keys = {"overrides": [{"frame": o + 1, "image": str(tmp_path / "painted.png")}]}
+    flowstyle.stylize(whale, "builtin:7", tmp_path / "over", Settings(size=SIZE), keyframes=keys)
+    after = sorted(i for i in plain if i > o)
+    assert after and [decoded[i] for i in after] == [plain[i] for i in after], (dict(decoded), dict(plain))

@@ -21,6 +21,7 @@ from .video import open_video
 
 __all__ = ["Frame", "FrameSource", "open_source", "fit_size", "MIN_SIDE"]
 
+RECENT = 2  # frames FrameSource.read keeps to give again
 MIN_SIDE = 16  # smaller frames break the flow's patch pyramid (DIS) and the networks' downsampling
 
 
@@ -84,6 +85,7 @@ class FrameSource:
         self._reduce = max([r for r in (1, 2, 4, 8) if min(n // r - w for n, w in zip(native, self.size)) >= 0])
         self._cap: Optional[cv2.VideoCapture] = None
         self._cap_pos = -1
+        self._recent: list[Frame] = []  # the last RECENT frames read, newest last
 
     def __len__(self) -> int:
         return self.end - self.start + 1
@@ -147,12 +149,22 @@ class FrameSource:
                 )
 
     def read(self, k: int) -> Frame:
-        """Frame ``k`` (0-based within the range) at working size."""
+        """Frame ``k`` (0-based within the range) at working size.
+
+        The last :data:`RECENT` frames read are kept and given again (the same object: frames' pixels
+        are never changed in place), so a second reader of the frame in hand, a painted key's walk
+        beside the main loop, does not decode it again (25 ms a 1024-px MP4 frame, more where it seeks).
+        """
         if not 0 <= k < len(self):
             raise IndexError(f"frame {k} outside 0..{len(self) - 1}")
+        for frame in self._recent:
+            if frame.index == k:
+                return frame
         raw = _resize(self._decode(self.start - 1 + k), self.size)  # before the float copy: a huge frame stays cheap
         rgb, alpha, depth = normalize(raw, f"frame {self.start + k} of '{self.path}'")
-        return Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
+        frame = Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
+        self._recent = self._recent[-(RECENT - 1):] + [frame]
+        return frame
 
     @property
     def files(self) -> list[Path]:
