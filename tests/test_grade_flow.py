@@ -59,3 +59,23 @@ def _backward(fw: np.ndarray) -> np.ndarray:
     for _ in range(3):
         bw = -cv2.remap(fw, xs + bw[..., 0], ys + bw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return bw
+
+
+
+def test_each_pair_is_prealigned_by_its_own_frames_features():
+    """SIFT features are shared between a frame's flows (found by identity), never lent to another frame:
+    after (a, b), the homographies of (b, a) and of (a, c), a pan half as long, are still each pair's own."""
+    from grade_flow import PrealignedDeepFlow
+
+    a, b, ab = _pan_pair(28.0)
+    _, c, ac = _pan_pair(14.0)
+    grader = PrealignedDeepFlow()
+    h, w = ab.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    for x, y, exact in ((a, b, ab), (b, a, _backward(ab)), (a, c, ac)):
+        q = grader.homography(x, y) @ points
+        moved = (q[:2] / q[2] - points[:2]).T.reshape(h, w, 2)
+        inner = (slice(20, -20), slice(60, -60))
+        assert np.median(np.linalg.norm(moved - exact, axis=-1)[inner]) < 0.5
+    assert len(grader._features) == 3  # each frame's features found once
