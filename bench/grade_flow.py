@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from flowstyle.base.recent import Recent
 from flowstyle.base.tensors import to_tensor
 from flowstyle.motion.masks import consistency_mask
 from flowstyle.motion.warp import warp
@@ -48,18 +49,10 @@ class PrealignedDeepFlow:
         self._deepflow = cv2.optflow.createOptFlow_DeepFlow()
         self._sift = cv2.SIFT_create(4000)
         self.cache = cache
-        self._features: list = []  # (image, SIFT keypoints and descriptors), newest first
-
-    def features(self, image: np.ndarray):
-        """SIFT of ``image``, found again by identity for the last few images: a pair's two flows and
-        the next pair share each frame's, so SIFT runs once a frame instead of four times a pair
-        (the same keypoints, so the same grade; 0.11 s a 1024-px frame)."""
-        for seen, found in self._features:
-            if seen is image:
-                return found
-        found = self._sift.detectAndCompute(_gray(image), None)
-        self._features = [(image, found)] + self._features[:3]
-        return found
+        # SIFT of an image, found again by identity for the last few: a pair's two flows and the next pair
+        # share each frame's, so SIFT runs once a frame instead of four times a pair (the same keypoints,
+        # so the same grade; 0.11 s a 1024-px frame)
+        self.features = Recent(lambda image: self._sift.detectAndCompute(_gray(image), None), keep=4)
 
     def homography(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         """H with b(H x) ~ a(x) from SIFT matches (ratio test, RANSAC 3 px); None if too few inliers."""

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..base.errors import FlowstyleError
+from ..base.recent import Recent
 from ..io.frames import Frame
 from .flow_cache import FlowCache
 
@@ -23,32 +24,16 @@ FlowFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def _gray8(rgb: np.ndarray) -> np.ndarray:
     """8-bit gray of an RGB float frame (rounded to 8 bit per channel first). torch does the float
-    arithmetic: numpy's clip and casts cost 5 ms a 1024x436 frame, a third of a DIS flow."""
+    arithmetic: numpy's clip and casts cost 5 ms a 1024x436 frame, a third of a DIS flow. The flow
+    backends keep it for the last few frames (:class:`~flowstyle.base.recent.Recent`): a pair's two
+    flows and the next pair share each frame's conversion (2 ms a 1024x436 frame; four per pair without)."""
     rgb8 = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).clamp(0, 1).mul_(255).add_(0.5).to(torch.uint8)
     return cv2.cvtColor(rgb8.numpy(), cv2.COLOR_RGB2GRAY)
 
 
-class _Gray8:
-    """:func:`_gray8` of the last few frames, found by identity: a pair's two flows and the next pair
-    share each frame's conversion (2 ms a 1024x436 frame; four per pair without it). It holds the
-    arrays it has seen, so an identity is never reused while it is remembered; frames' pixels are
-    never changed in place."""
-
-    def __init__(self, keep: int = 3):
-        self.keep, self._seen = keep, []  # (rgb array, its gray), newest first
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        for seen, gray in self._seen:
-            if seen is rgb:
-                return gray
-        gray = _gray8(rgb)
-        self._seen = [(rgb, gray)] + self._seen[:self.keep - 1]
-        return gray
-
-
 def _dis(preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> FlowFn:
     """OpenCV DIS (Kroeger et al. 2016), preset MEDIUM: about 40 ms a 1024x436 pair on 2 cores."""
-    dis, gray = cv2.DISOpticalFlow_create(preset), _Gray8()
+    dis, gray = cv2.DISOpticalFlow_create(preset), Recent(_gray8)
     return lambda a, b: dis.calc(gray(a), gray(b), None)
 
 
@@ -59,7 +44,7 @@ def _dis_fast() -> FlowFn:
 
 def _deepflow() -> FlowFn:
     """OpenCV contrib DeepFlow (Weinzaepfel et al. 2013), the papers' choice; seconds per pair."""
-    df, gray = cv2.optflow.createOptFlow_DeepFlow(), _Gray8()
+    df, gray = cv2.optflow.createOptFlow_DeepFlow(), Recent(_gray8)
     return lambda a, b: df.calc(gray(a), gray(b), None)
 
 
