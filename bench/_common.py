@@ -1,11 +1,12 @@
 """Shared bits of the benchmarks: where the data is, and a plain table printer."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
+DATA = Path(os.environ.get("FLOWSTYLE_DATA") or REPO / ".." / "shared" / "data").resolve()  # env: a copy elsewhere
 CLIPS = {
     "sintel_raft_demo": (DATA / "clips" / "sintel_raft_demo", None),
     "middlebury_rubberwhale": (DATA / "clips" / "middlebury_rubberwhale", None),
@@ -15,7 +16,8 @@ CLIPS = {
 
 def require_data() -> None:
     if not DATA.is_dir():
-        sys.exit(f"benchmark data not found at {DATA}: it lives in ../shared/data beside the repository")
+        sys.exit(f"benchmark data not found at {DATA}: it lives in ../shared/data beside the repository "
+                 "(or set FLOWSTYLE_DATA to a copy)")
 
 
 def table(rows: list[dict], title: str = "") -> str:

@@ -1,6 +1,6 @@
 """Fast mode's time per frame against per-frame stylization, alternated so load hits both alike.
 
-    .venv/bin/python bench/fast_timing.py [--size 1024] [--style builtin:7] [--repeat 2] [--try g0:gradient_weight=0.0]
+    .venv/bin/python bench/fast_timing.py [--size 1024] [--style builtin:7] [--repeat 2] [--device cpu] [--try g0:gradient_weight=0.0]
 
 Per-frame stylization counts decode + network + write; fast mode counts everything the user waits
 for (flow, masks, solve, the report's own measurement). Best of ``--repeat`` runs of each, run in
@@ -27,9 +27,10 @@ def main() -> None:
     ap.add_argument("--style", default="builtin:7")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--clips", default="sintel_raft_demo,middlebury_rubberwhale")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or mps (both modes run there)")
     ap.add_argument("--try", dest="extra", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
     args = ap.parse_args()
-    base = flowstyle.Settings(size=args.size, device="cpu")
+    base = flowstyle.Settings(size=args.size, device=args.device)
     variants = {"default": {}}
     for spec in args.extra:
         name, _, fields = spec.partition(":")
@@ -51,7 +52,7 @@ def main() -> None:
             for v in variants:
                 rows.append({"clip": name, "variant": v, "s/frame per-frame": pf, "s/frame fast": min(times[v]),
                              "ms/frame added": 1000 * (min(times[v]) - pf), "time ratio": min(times[v]) / pf})
-    print(table(rows, f"Fast mode time per frame at {args.size} px, {args.style}, best of {args.repeat}"))
+    print(table(rows, f"Fast mode time per frame at {args.size} px, {args.style}, {args.device}, best of {args.repeat}"))
     print("bar: time ratio <= 1.3")
 
 
