@@ -71,6 +71,7 @@ def test_mode_defaults_are_shown_per_mode():
     (("--temporal-weight", "inf"), "must be a finite number"),
     (("--keep-detail", "-1"), "--keep-detail must be 0"),
     (("--carry-detail", "1.5"), "--carry-detail must be between 0 and 1"),
+    (("--stroke-sources", "1"), "or 2 or more, and --stroke-band 0 or more; got 1"),
 ])
 def test_bad_values_are_one_clear_line(extra, message):
     with pytest.raises(FlowstyleError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -167,7 +167,9 @@ class Settings:
                                  "stability beside moving objects; 0 off", metavar="F")
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
-    fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization", group=FAST, metavar="L")
+    fidelity_weight: float = option(0.1, "λ: pull towards the per-frame stylization (with --stroke-sources the only "
+                                    "term that mixes the network's new strokes into traced pixels; 0.2 before them)",
+                                    group=FAST, metavar="L")
     gradient_weight: float = option(1.0, "g: pull the result's gradients (its strokes) towards the per-frame "
                                     "stylization's, or where traced the past's (--carry-detail); solved by "
                                     "conjugate gradients; 0: the exact per-pixel minimizer",
@@ -177,6 +179,14 @@ class Settings:
                                  "stylization, 1: all from the past where fully traced): strokes that hold "
                                  "still on the scene instead of being redrawn each frame (0 on frames where a style key's "
                                  "mix changes)", group=FAST, metavar="K")
+    stroke_sources: int = option(8, "with --carry-detail: a traced pixel's strokes are read once from the output "
+                                 "frame that last redrew them, at its traced position, instead of from the previous "
+                                 "output warped again each frame (which blends the network's strokes of many frames: "
+                                 "a painting's grain drifts); up to N such frames kept (N frames of memory); 0 off",
+                                 group=FAST, metavar="N")
+    stroke_band: float = option(8.0, "with --stroke-sources: the temporal pull takes detail finer than this Gaussian "
+                                "sigma (px) from the stroke sources, coarser shading from the warped previous "
+                                "output; 0: the sources set only the gradient term", group=FAST, metavar="PX")
     solver: str = option("exact", "temporal solver: exact (minimizes the energy: per pixel, or conjugate gradients "
                          "when g > 0) or band (the former two-band filter, a heuristic)", group=FAST,
                          choices=("exact", "band"))
@@ -289,6 +299,9 @@ class Settings:
             raise FlowstyleError(f"--keep-detail must be 0 (off) or more, got {s.keep_detail:g}")
         if not 0 <= s.carry_detail <= 1:
             raise FlowstyleError(f"--carry-detail must be between 0 and 1, got {s.carry_detail:g}")
+        if s.stroke_sources == 1 or s.stroke_sources < 0 or s.stroke_band < 0:
+            raise FlowstyleError(f"--stroke-sources must be 0 (off) or 2 or more, and --stroke-band 0 or more; "
+                                 f"got {s.stroke_sources} and {s.stroke_band:g}")
         if s.precision not in PRECISIONS:
             raise FlowstyleError(f"--precision must be {' or '.join(PRECISIONS)}, got '{s.precision}'")
         if s.stylizer and s.mode != "fast":

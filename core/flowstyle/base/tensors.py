@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "binomial_blur", "gaussian_blur"]
+__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "binomial_blur", "gaussian_blur", "wide_blur"]
 
 
 def to_tensor(a: np.ndarray, device: str | torch.device = "cpu", *,
@@ -58,3 +58,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float, step: int = 1) -> torch.Tensor:
     x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
     return F.conv2d(F.conv2d(x, k.view(x.shape[1], 1, 1, -1), groups=x.shape[1]), k.view(x.shape[1], 1, -1, 1),
                     groups=x.shape[1])
+
+
+def wide_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian of large σ (px) at reduced resolution: averaged over step x step blocks (step = σ // 2),
+    blurred there, bilinear back up. What is left of the blocks' grid is small against σ; cheap where a
+    full-size blur of that width is not. (B, C, H, W) -> same."""
+    step = max(1, int(sigma // 2))
+    if step == 1:
+        return gaussian_blur(x, sigma)
+    small = gaussian_blur(F.avg_pool2d(x, step, ceil_mode=True), sigma, step)
+    return F.interpolate(small, scale_factor=step, mode="bilinear", align_corners=False)[..., :x.shape[-2], :x.shape[-1]]

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..base.tensors import quantize, to_array, to_tensor
+from ..base.tensors import quantize, to_array, to_tensor, wide_blur
 from ..context import History, RunContext, run_frames
 from ..io.frames import Frame
 from ..keyframes.painted import HOLD, Look, PaintedLooks
@@ -18,6 +18,7 @@ from ..motion.warp import warp
 from .fill import PaintedFill
 from .magenta import MagentaStylizer
 from .solve import band_solve, pcg_solve, restore_detail
+from .strokes import StrokeSources
 from .video_net import VideoStylizer
 
 __all__ = ["run_fast", "preview_fast", "FrameSolver", "temporal_step", "incremental_reliability", "perframe_target",
@@ -75,10 +76,27 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
         x = band_solve(p, images, weights, fidelity_weight=s.fidelity_weight, detail=s.detail, cell=s.band)
     else:
         trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
+        trust, kappa = trust.clamp(0.0, 1.0), s.carry_detail if carry is None else carry
+        # strokes read once from the output that last drew them (fast/strokes.py); only for the plain pull
+        # to the previous frame: with fusion or a painted look the reference is the pulls' mean, as without
+        sources, reference = None, None
+        if s.stroke_sources and state is not None:
+            simple = [j for j, _, _ in pulls] == [1] and not extra and kappa > 0
+            if not simple:  # they start again when the plain pull resumes...
+                state.pop("strokes", None)
+                state["strokes_from_target"] = bool(extra)  # ...after a painted look, from the network's strokes
+            else:
+                sources = state.get("strokes") or state.setdefault("strokes", StrokeSources(s.stroke_sources))
+                fresh = state.pop("strokes_from_target", False)
+                reference = sources.step(frame.index, traced.flows_bw[1], trust, p if fresh else traced.warped[1],
+                                         None if fresh else traced.results[1])
+                if s.stroke_band > 0:  # the pull's detail from the sources, its shading from the warped past
+                    images[0] = reference + wide_blur(images[0] - reference, s.stroke_band)
         x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
-                      trust=trust.clamp(0.0, 1.0), carry=s.carry_detail if carry is None else carry,
-                      iterations=s.solver_iterations)
+                      trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
         x = restore_detail(x, p, s.keep_detail)
+        if reference is not None:
+            sources.commit(x)
     return to_array(x)
 
 

@@ -98,23 +98,25 @@ def _graph_laplacian(d: torch.Tensor, ex: torch.Tensor, ey: torch.Tensor,
     return out
 
 
-def _carried_offset(pull: torch.Tensor, total: torch.Tensor, trust: Optional[torch.Tensor], carry: float) -> torch.Tensor:
-    """r − p = carry · t · (ω̄ − p), ω̄ = Σ w_k ω_k / Σ w_k the pulls' weighted mean (0 where nothing pulls).
-    ``pull`` (B, C, H, W) Σ w_k (ω_k − p) and ``total`` (B, 1, H, W) Σ w_k, as :func:`pull_terms` gives them."""
-    u = pull / total.clamp(min=1e-8)
+def _carried_offset(pull: torch.Tensor, total: torch.Tensor, trust: Optional[torch.Tensor], carry: float,
+                    reference: Optional[torch.Tensor] = None, target: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """r − p = carry · t · (ω̄ − p), ω̄ = Σ w_k ω_k / Σ w_k the pulls' weighted mean (0 where nothing pulls),
+    or ``reference`` in its place where given (with ``target`` p). ``pull`` (B, C, H, W) Σ w_k (ω_k − p) and
+    ``total`` (B, 1, H, W) Σ w_k, as :func:`pull_terms` gives them."""
+    u = pull / total.clamp(min=1e-8) if reference is None else reference - target
     return u.mul_(trust).mul_(carry) if trust is not None else u.mul_(carry)
 
 
 def energy(x: torch.Tensor, target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
            fidelity_weight: float, gradient_weight: float, trust: Optional[torch.Tensor] = None,
-           carry: float = 0.0) -> float:
-    """E(x) of the module docstring (summed over pixels and channels)."""
+           carry: float = 0.0, reference: Optional[torch.Tensor] = None) -> float:
+    """E(x) of the module docstring (summed over pixels and channels); ``reference`` as :func:`pcg_solve`'s."""
     ex, ey = _edge_weights(trust, target)
     fidelity = x - target
     d = fidelity  # x − r, whose gradients the gradient term penalizes
     if carry > 0 and images:
         total, pull = pull_terms(target, images, weights)
-        d = fidelity - _carried_offset(pull, total, trust, carry)
+        d = fidelity - _carried_offset(pull, total, trust, carry, reference, target)
     grad = (ex * (d[..., :, 1:] - d[..., :, :-1]).square()).sum() + (ey * (d[..., 1:, :] - d[..., :-1, :]).square()).sum()
     temporal = sum((c * (x - w).square()).sum() for w, c in zip(images, weights))
     return float(gradient_weight * grad + fidelity_weight * fidelity.square().sum() + temporal)
@@ -132,6 +134,7 @@ def pcg_solve(
     target: torch.Tensor, images: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], *,
     fidelity_weight: float, gradient_weight: float = 1.0, trust: Optional[torch.Tensor] = None,
     carry: float = 0.0, iterations: int = 12, tolerance: float = 1e-3, stats: Optional[SolveStats] = None,
+    reference: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Minimize E(x) (module docstring) by preconditioned conjugate gradients.
 
@@ -148,6 +151,8 @@ def pcg_solve(
         iterations: at most this many CG steps. tolerance: stop when the residual falls below
             this fraction of the right-hand side.
         stats: receives the iterations run and the final relative residual.
+        reference: (B, C, H, W) the image whose fine pattern traced pixels take, in place of the pulls'
+            weighted mean ω̄ (r = p + κ t (reference − p); fast mode's stroke sources).
 
     Returns:
         (B, C, H, W) x, same dtype and device as ``target``.
@@ -156,7 +161,7 @@ def pcg_solve(
         return target
     total, b = pull_terms(target, images, weights)
     g = gradient_weight
-    u = _carried_offset(b, total, trust, carry) if g > 0 and carry > 0 and iterations > 0 else None
+    u = _carried_offset(b, total, trust, carry, reference, target) if g > 0 and carry > 0 and iterations > 0 else None
     diag_data = total.add_(fidelity_weight)  # λ + Σ w_k (pull_terms' sum is ours)
     d = b / diag_data  # the minimizer without the gradient term: right at low frequencies
     if g > 0 and iterations > 0:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from ..base.tensors import gaussian_blur
+from ..base.tensors import gaussian_blur, wide_blur
 from .warp import Sampler
 
 __all__ = ["consistency_mask", "long_term_masks", "soften", "near_unreliable"]
@@ -128,10 +127,5 @@ def near_unreliable(mask: torch.Tensor, radius: float, *, gain: float = 4.0) -> 
     """
     if radius <= 0:
         return mask
-    sigma = radius / 2.0
-    step = max(1, int(sigma // 2))  # blur at reduced resolution: the result is smooth anyway
-    u = 1.0 - mask
-    small = gaussian_blur(F.avg_pool2d(u, step, ceil_mode=True) if step > 1 else u, sigma, step)
-    near = F.interpolate(small, scale_factor=step, mode="bilinear", align_corners=False)[..., :mask.shape[-2], :mask.shape[-1]] \
-        if step > 1 else small
+    near = wide_blur(1.0 - mask, radius / 2.0)  # at reduced resolution: the result is smooth anyway
     return mask * (1.0 - gain * near).clamp(0.0, 1.0)
