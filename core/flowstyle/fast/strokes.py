@@ -59,8 +59,7 @@ class StrokeSources:
         self.index: Optional[int] = None  # the frame last stepped to
         self.frames: dict[int, int] = {}  # slot -> frame index of the source in it
         self.atlas: Optional[torch.Tensor] = None  # (1, C, slots * (H + 2 PAD), W + 2 PAD); see _Atlas
-        self.slot: Optional[torch.Tensor] = None  # (H, W) int64 each pixel's source slot
-        self.positions: Optional[torch.Tensor] = None  # (1, 2, H, W) where each pixel sits in its source
+        self.carried: Optional[torch.Tensor] = None  # (3, H, W) each pixel's position in its source (x, y) and slot
         self._pending: Optional[tuple] = None  # (slot, kept pixels, reference) of the step awaiting commit
         self._grid: Optional[torch.Tensor] = None  # identity positions, made once per frame size
 
@@ -71,8 +70,7 @@ class StrokeSources:
             self.atlas = _Atlas(self.max_sources, image)
         self.frames, self.index, self._pending = {}, index, None
         self._store(0, index, image)
-        self.slot = torch.zeros((h, w), dtype=torch.int64, device=image.device)
-        self.positions = self._identity(h, w, image.device)
+        self.carried = torch.cat((self._identity(h, w, image.device)[0], image.new_zeros(1, h, w)))
 
     def step(self, index: int, flow_bw: torch.Tensor, trust: torch.Tensor, warped: torch.Tensor,
              previous: Optional[torch.Tensor]) -> torch.Tensor:
@@ -103,16 +101,17 @@ class StrokeSources:
         near = q.round().clamp_(min=0)
         near[0].clamp_(max=w - 1)
         near[1].clamp_(max=h - 1)
-        flat = (near[1] * w + near[0]).long().reshape(-1)
-        carried = torch.cat((self.positions[0], self.slot[None].to(q.dtype))).reshape(3, -1).index_select(1, flat)
-        carried = carried.reshape(3, h, w)
-        positions = (carried[:2] + q - near)[None]
-        slot = carried[2].long()
+        flat = (near[1] * w + near[0]).long().reshape(1, -1)
+        # x, y and slot of the nearest pixel there (torch.gather: about 4x faster than index_select on the CPU)
+        carried = torch.gather(self.carried.reshape(3, -1), 1, flat.expand(3, -1)).reshape(3, h, w)
+        carried[:2] += q - near  # the sub-pixel offset: exact for a local translation
         kept = trust[0, 0] >= self.keep
-        counts = torch.bincount(slot[kept], minlength=self.max_sources).tolist()
+        slot = carried[2].long()
+        counts = torch.bincount(torch.where(kept, slot, self.max_sources).reshape(-1), minlength=self.max_sources + 1)
+        counts = counts.tolist()
         free = [k for k in range(self.max_sources) if k not in self.frames or counts[k] == 0]
         self.frames = {k: f for k, f in self.frames.items() if k not in free}
-        self.slot, self.positions = slot, positions
+        self.carried = carried
         reference = torch.where(kept[None, None], self._read(), warped)
         moved = ~kept
         if free:  # the pixels not kept take this frame's output as their source
@@ -120,8 +119,8 @@ class StrokeSources:
         else:  # every slot holds a source: all pixels move to one new one, the reference read here
             here, moved = 0, torch.ones_like(kept)
             self.frames = {}
-        self.slot = torch.where(moved, slot.new_full((), here), slot)
-        self.positions = torch.where(moved[None, None], identity, positions)
+        start = torch.cat((identity[0], identity.new_full((1, h, w), float(here))))
+        self.carried = torch.where(moved[None], start, carried)
         self.frames[here] = index
         self.index, self._pending = index, (here, kept, reference)
         return reference
@@ -145,7 +144,7 @@ class StrokeSources:
 
     def _read(self) -> torch.Tensor:
         """Every pixel's source read at its position: one bicubic pass over the atlas. (1, C, H, W)."""
-        return self.atlas.read(self.slot, self.positions)
+        return self.atlas.read(self.carried)
 
 
 class _Atlas:
@@ -177,10 +176,11 @@ class _Atlas:
         else:
             self.data[..., top:top + self.h + 2 * PAD, :] = padded
 
-    def read(self, slot: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Each pixel's slot (H, W) read at its position (1, 2, H, W) by bicubic interpolation. (1, C, H, W)."""
-        x = positions[0, 0].clamp(0, self.w - 1) + PAD
-        y = positions[0, 1].clamp(0, self.h - 1) + PAD + slot.to(x.dtype) * (self.h + 2 * PAD)
+    def read(self, carried: torch.Tensor) -> torch.Tensor:
+        """Each pixel's slot read at its position (``carried`` (3, H, W): x, y, slot) by bicubic
+        interpolation. (1, C, H, W)."""
+        x = carried[0].clamp(0, self.w - 1).add_(PAD)
+        y = carried[1].clamp(0, self.h - 1).add_(carried[2], alpha=self.h + 2 * PAD).add_(PAD)
         if self.interleaved:
             maps = (x.contiguous().numpy(), y.contiguous().numpy())
             if self.data.shape[0] < FIXED_POINT_LIMIT:
