@@ -158,5 +158,5 @@ def test_a_paintings_look_holds_on_a_still_shot(tmp_path, data_dir):
         return np.stack([embed.style_vector(read_image(p)[0]) for p in sorted((tmp_path / name).glob("frame_*.png"))])
 
     per_frame = embeddings("per_frame", temporal_weight=0.0)
-    held, blended = embeddings("sources"), embeddings("no_sources", stroke_sources=0)
+    held, blended = embeddings("sources", stroke_sources=8, fidelity_weight=0.1), embeddings("no_sources")
     assert style_drift(per_frame, held) < 0.6 * style_drift(per_frame, blended)

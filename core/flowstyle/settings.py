@@ -167,9 +167,9 @@ class Settings:
                                  "stability beside moving objects; 0 off", metavar="F")
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
-    fidelity_weight: float = option(0.1, "λ: pull towards the per-frame stylization (with --stroke-sources the only "
-                                    "term that mixes the network's new strokes into traced pixels; 0.2 before them)",
-                                    group=FAST, metavar="L")
+    fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization (with --stroke-sources 0.1 is "
+                                    "better: there it is the only term that mixes the network's new strokes into "
+                                    "traced pixels)", group=FAST, metavar="L")
     gradient_weight: float = option(1.0, "g: pull the result's gradients (its strokes) towards the per-frame "
                                     "stylization's, or where traced the past's (--carry-detail); solved by "
                                     "conjugate gradients; 0: the exact per-pixel minimizer",
@@ -179,11 +179,12 @@ class Settings:
                                  "stylization, 1: all from the past where fully traced): strokes that hold "
                                  "still on the scene instead of being redrawn each frame (0 on frames where a style key's "
                                  "mix changes)", group=FAST, metavar="K")
-    stroke_sources: int = option(8, "with --carry-detail: a traced pixel's strokes are read once from the output "
+    stroke_sources: int = option(0, "with --carry-detail: a traced pixel's strokes are read once from the output "
                                  "frame that last redrew them, at its traced position, instead of from the previous "
                                  "output warped again each frame (which blends the network's strokes of many frames: "
-                                 "a painting's grain drifts); up to N such frames kept (N frames of memory); 0 off",
-                                 group=FAST, metavar="N")
+                                 "a painting's grain drifts); up to N such frames kept (N frames of memory); 0 off. "
+                                 "Not yet byte-identical under --resume, and chunked or Ray runs differ from a single "
+                                 "run after a boundary", group=FAST, metavar="N")
     stroke_band: float = option(8.0, "with --stroke-sources: the temporal pull takes detail finer than this Gaussian "
                                 "sigma (px) from the stroke sources, coarser shading from the warped previous "
                                 "output; 0: the sources set only the gradient term", group=FAST, metavar="PX")
