@@ -234,6 +234,21 @@ def test_strength_and_reach_are_honoured(tmp_path, whale):
     assert far("reach1") > 0.5 * far("plain")  # past its reach the painting lets go
 
 
+def test_with_stroke_sources_the_painting_lets_go_past_its_reach(tmp_path, whale):
+    """Stroke sources would hold the painting's strokes for as long as the scene is traced: after the reach
+    they start again from the network's strokes."""
+    o = 2
+    paint_key(tmp_path, whale, o)
+    settings = Settings(size=SIZE, stroke_sources=8, fidelity_weight=0.1)
+    runs = {}
+    for name, extra in (("plain", None), ("full", {}), ("reach1", {"reach": 1})):
+        keys = None if extra is None else {"overrides": [{"frame": o + 1, "image": str(tmp_path / "painted.png"), **extra}]}
+        flowstyle.stylize(whale, "builtin:7", tmp_path / name, settings, keyframes=keys)
+        runs[name] = frames_of(tmp_path / name)
+    far = lambda run: np.abs(runs[run][7] - runs["full"][7]).mean()
+    assert far("reach1") > 0.5 * far("plain")
+
+
 def test_preview_shows_the_painted_look(tmp_path, whale):
     o = 4
     painted = paint_key(tmp_path, whale, o)
