@@ -58,7 +58,7 @@ class StrokeSources:
         self.max_sources, self.keep = max_sources, keep
         self.index: Optional[int] = None  # the frame last stepped to
         self.frames: dict[int, int] = {}  # slot -> frame index of the source in it
-        self.atlas: Optional[torch.Tensor] = None  # (1, C, slots * (H + 2 PAD), W + 2 PAD); see _Atlas
+        self.atlas: Optional[_Atlas] = None  # the sources' images, one slot each
         self.carried: Optional[torch.Tensor] = None  # (3, H, W) each pixel's position in its source (x, y) and slot
         self._pending: Optional[tuple] = None  # (slot, kept pixels, reference) of the step awaiting commit
         self._grid: Optional[torch.Tensor] = None  # identity positions, made once per frame size
@@ -69,7 +69,8 @@ class StrokeSources:
         if self.atlas is None or not self.atlas.fits(image):
             self.atlas = _Atlas(self.max_sources, image)
         self.frames, self.index, self._pending = {}, index, None
-        self._store(0, index, image)
+        self.atlas.store(0, image)
+        self.frames[0] = index
         self.carried = torch.cat((self._identity(h, w, image.device)[0], image.new_zeros(1, h, w)))
 
     def step(self, index: int, flow_bw: torch.Tensor, trust: torch.Tensor, warped: torch.Tensor,
@@ -130,17 +131,13 @@ class StrokeSources:
         if self._pending is None:
             raise RuntimeError("commit follows a step")
         here, kept, reference = self._pending
-        self._store(here, self.index, torch.where(kept[None, None], reference, output))
+        self.atlas.store(here, torch.where(kept[None, None], reference, output))
         self._pending = None
 
     def _identity(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         if self._grid is None or self._grid.shape[-2:] != (h, w) or self._grid.device != torch.device(device):
             self._grid = identity_positions(h, w, device)
         return self._grid
-
-    def _store(self, slot: int, index: int, image: torch.Tensor) -> None:
-        self.atlas.store(slot, image)
-        self.frames[slot] = index
 
     def _read(self) -> torch.Tensor:
         """Every pixel's source read at its position: one bicubic pass over the atlas. (1, C, H, W)."""
