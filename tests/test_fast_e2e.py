@@ -79,6 +79,28 @@ def test_fast_mode_keeps_the_style(runs, name):
     assert np.abs(fast - pf).mean() < 0.5 * np.abs(fast - original).mean()
 
 
+@pytest.mark.parametrize("clip_path", ["clips/sintel_raft_demo", "clips/sintel_cave_2/sintel_cave_2_clean.mp4"])
+def test_decode_and_flow_ahead_change_no_pixel(tmp_path, data_dir, monkeypatch, clip_path):
+    """On a GPU the next frame's decode and flow run in threads beside the network; forced on here,
+    every frame is byte-identical to the run without (a folder, and a video's shared reader)."""
+    from flowstyle.fast import run as fast_run
+
+    plain = fast_run.FrameSolver.__init__
+
+    def ahead(self, ctx, timeline):
+        plain(self, ctx, timeline)
+        assert not self.decode_ahead  # on the CPU it is off: the network takes every core
+        self.decode_ahead = self.flow_ahead = True
+    settings = Settings(size=128, frames=(1, 8), device="cpu")
+    flowstyle.stylize(data_dir / clip_path, "builtin:7", tmp_path / "plain", settings)
+    monkeypatch.setattr(fast_run.FrameSolver, "__init__", ahead)
+    flowstyle.stylize(data_dir / clip_path, "builtin:7", tmp_path / "ahead", settings)
+    written = sorted((tmp_path / "plain").glob("frame_*.png"))
+    assert len(written) == 8
+    for p in written:
+        assert (tmp_path / "ahead" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
 def test_resume_keeps_unchanged_frames_and_redoes_changed(tmp_path, data_dir):
     clip = data_dir / "clips" / "middlebury_rubberwhale"
     out = tmp_path / "o"

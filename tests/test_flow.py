@@ -92,3 +92,38 @@ def test_raft_local_weights_and_clear_error_without_them(tmp_path, monkeypatch):
     monkeypatch.setattr("torchvision.models.optical_flow.raft_large", offline)
     with pytest.raises(FlowstyleError, match="cannot download the RAFT weights .* --raft-weights"):
         flow_backend("raft")
+
+
+def counting_dis(monkeypatch, calls, delay=0.0):
+    """Make the ``dis`` backend count its calls, each taking ``delay`` s more."""
+    import time
+
+    real = flowmod.FLOW_BACKENDS["dis"]
+
+    def build():
+        fn = real()
+        return lambda x, y: (calls.append(1), time.sleep(delay), fn(x, y))[2]
+    monkeypatch.setitem(flowmod.FLOW_BACKENDS, "dis", build)
+
+
+def test_prefetched_pair_is_computed_once_in_the_background(monkeypatch):
+    a, b = frame(textured(seed=1)), frame(textured(seed=2), 1)
+    calls = []
+    counting_dis(monkeypatch, calls, delay=0.05)
+    est = FlowEstimator("dis")
+    est.prefetch(a, lambda: b)  # the second frame read in the background too
+    got = est.pair(a, b)  # asked while the job runs: waits for it
+    assert len(calls) == 2  # each direction once
+    fresh = FlowEstimator("dis").pair(a, b)
+    assert np.array_equal(got[0], fresh[0]) and np.array_equal(got[1], fresh[1])
+
+
+def test_a_failed_prefetch_leaves_the_flow_to_be_asked_for(monkeypatch):
+    a, b = frame(textured(seed=1)), frame(textured(seed=2), 1)
+    est = FlowEstimator("dis")
+
+    def damaged():
+        raise FlowstyleError("cannot decode frame 'f2.png'")
+    est.prefetch(a, damaged)
+    est.settle()  # waits, and does not raise: the frame's own read raises where it is wanted
+    assert est.flow(a, b).shape == (96, 128, 2)

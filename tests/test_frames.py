@@ -57,6 +57,28 @@ class TestSources:
         rgba = open_source(make_frames(tmp_path / "a", channels=4)).read(0)
         assert rgba.alpha is not None and rgba.alpha.shape == (30, 40)
 
+    def test_read_ahead_gives_the_frame_read_in_order(self, data_dir):
+        path = data_dir / "clips" / "sintel_cave_2" / "sintel_cave_2_clean.mp4"
+        plain = list(open_source(path, frames=(1, 6), max_side=128))
+        src = open_source(path, frames=(1, 6), max_side=128)
+        got = []
+        for k in range(6):
+            got.append(src.read(k))
+            src.read_ahead(k + 1)  # decoded in a thread while frame k is worked on (past the end: nothing)
+        src.close()
+        assert [f.key for f in got] == [f.key for f in plain]  # the video reader's position shared right
+        assert all(np.array_equal(f.rgb, g.rgb) for f, g in zip(got, plain))
+
+    def test_a_damaged_frame_read_ahead_fails_where_it_is_read(self, tmp_path):
+        make_frames(tmp_path, n=3)
+        src = open_source(tmp_path)
+        (tmp_path / "f_002.png").write_bytes(b"not a png")  # damaged after the clip was opened
+        src.read_ahead(1)
+        assert src.read(0).index == 0  # the read ahead's failure is not frame 0's
+        with pytest.raises(FlowstyleError, match="cannot decode frame .*f_002.png"):
+            src.read(1)
+        src.close()
+
     def test_frames_stream(self, tmp_path):
         src = open_source(make_frames(tmp_path / "c", n=3))
         it = iter(src)

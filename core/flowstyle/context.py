@@ -7,6 +7,7 @@ the clip front to back through a mode's :data:`SolveFrame`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import deque
@@ -34,6 +35,8 @@ History = Sequence[tuple[Frame, np.ndarray]]  # (input frame, its output), oldes
 # receives j -> (flow i-j -> i, flow i -> i-j, consistency mask, ω_j) for the offsets it traced
 # (Traced.motion()), so measuring the result need not compute them again.
 SolveFrame = Callable[[Frame, History, dict], np.ndarray]
+# a SolveFrame may say ``decode_ahead`` (read the next frame in a thread while it works) and ``flow_ahead``
+# (the flow to the next frame too): for a solve whose network runs off the CPU, leaving cores idle
 
 
 @dataclass
@@ -120,7 +123,9 @@ def run_frames(ctx: RunContext, solve: SolveFrame, *, first: int = 0, last: Opti
                lead: int = 0) -> None:
     """Stream the clip front to back through ``solve``; memory holds max(J) earlier frames.
 
-    Each frame is read, keyed for ``--resume`` (kept if unchanged), solved, written, measured.
+    Each frame is read, keyed for ``--resume`` (kept if unchanged), solved, written, measured. Where
+    ``solve`` asks (``decode_ahead``, ``flow_ahead``), the next frame is decoded and its flow from this
+    frame computed in background threads meanwhile.
 
     Args:
         first, last: 0-based range of frames to write (default: all), for chunked runs.
@@ -132,23 +137,31 @@ def run_frames(ctx: RunContext, solve: SolveFrame, *, first: int = 0, last: Opti
     history: deque = deque(maxlen=max(ctx.settings.long_term))
     key = ""
     last = n - 1 if last is None else last
-    for k in range(max(0, first - lead), last + 1):
-        ctx.check_cancel()
-        index = k + 1
-        t0 = time.perf_counter()
-        frame = ctx.source.read(k)
-        rep.add_time(index, "decode", time.perf_counter() - t0)
-        key = ctx.chain_key(frame, key)
-        motion: dict = {}
-        if k < first:  # lead-in: state only
-            history.append((frame, solve(frame, history, motion)))
-            rep.frames.pop(index, None)
-            continue
-        out = ctx.reusable(index, key)
-        reused = out is not None
-        if not reused:
-            out = solve(frame, history, motion)
-        ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
-        ctx.measure(history[-1] if history else None, frame, out, motion.get(1))
-        history.append((frame, out))
-        ctx.progress("stylize", index, n)
+    decode_ahead, flow_ahead = getattr(solve, "decode_ahead", False), getattr(solve, "flow_ahead", False)
+    try:
+        for k in range(max(0, first - lead), last + 1):
+            ctx.check_cancel()
+            index = k + 1
+            t0 = time.perf_counter()
+            frame = ctx.source.read(k)
+            if decode_ahead and k < last:
+                ctx.source.read_ahead(k + 1)
+            rep.add_time(index, "decode", time.perf_counter() - t0)
+            key = ctx.chain_key(frame, key)
+            motion: dict = {}
+            if k < first:  # lead-in: state only
+                history.append((frame, solve(frame, history, motion)))
+                rep.frames.pop(index, None)
+            else:
+                out = ctx.reusable(index, key)
+                reused = out is not None
+                if not reused:
+                    out = solve(frame, history, motion)
+                ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
+                ctx.measure(history[-1] if history else None, frame, out, motion.get(1))
+                history.append((frame, out))
+                ctx.progress("stylize", index, n)
+            if flow_ahead and k < last:  # the next step's flow, while this frame is written and the next stylized
+                ctx.flows.prefetch(frame, functools.partial(ctx.source.read, k + 1))
+    finally:
+        ctx.flows.settle()  # nothing of this run is left running

@@ -154,6 +154,11 @@ class FrameSolver:
         self.looks = PaintedLooks(ctx, timeline)
         self.fill = PaintedFill(self.looks, self.stylizer)
         self.state: dict = {}  # what the temporal step carries from frame to frame
+        # the next frame's decode and flow in threads beside the network (run_frames), only where the network
+        # leaves the CPU's cores free: on the CPU it takes them all, and the flow beside it made fast mode
+        # slower (2 cores, 1024 px: 64 -> 87 and 27 -> 60 ms a frame added, raft_demo and rubberwhale)
+        self.decode_ahead = torch.device(ctx.device).type != "cpu"
+        self.flow_ahead = self.decode_ahead and ctx.settings.temporal_weight > 0
 
     def __call__(self, frame: Frame, history: History, motion: dict) -> np.ndarray:
         """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
@@ -163,15 +168,15 @@ class FrameSolver:
         look = self.looks.look(k) if self.looks else None
         if look is not None and look.exact is not None:  # the artist's frame is the output
             return quantize(look.exact, frame.bit_depth)
+        # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
+        change = self.timeline.style_change(k)
+        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - change) ** 2
         if getattr(self.stylizer, "recurrent", False):
             target = recurrent_target(ctx, self.stylizer, frame, history)
         else:
             target = _target(self.stylizer, self.fill, self.timeline, frame, look)
         rep.add_time(index, "stylize", time.perf_counter() - t)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
-        # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
-        change = self.timeline.style_change(k)
-        gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - change) ** 2
         # while the style mix changes, the past's strokes are the old style's: take them from the new target
         carry = s.carry_detail if change == 0 else 0.0
         extra, hold = [], None

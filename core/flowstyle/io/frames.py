@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -21,7 +23,7 @@ from .video import open_video
 
 __all__ = ["Frame", "FrameSource", "open_source", "fit_size", "MIN_SIDE"]
 
-RECENT = 2  # frames FrameSource.read keeps to give again
+RECENT = 3  # frames FrameSource.read keeps to give again (the one read ahead, the one in hand, the one before)
 MIN_SIDE = 16  # smaller frames break the flow's patch pyramid (DIS) and the networks' downsampling
 
 
@@ -86,6 +88,9 @@ class FrameSource:
         self._cap: Optional[cv2.VideoCapture] = None
         self._cap_pos = -1
         self._recent: list[Frame] = []  # the last RECENT frames read, newest last
+        self._lock = threading.Lock()  # one decode at a time: the video reader and _recent are shared
+        self._ahead: Optional[tuple[int, Future]] = None  # the frame read_ahead started
+        self._worker: Optional[ThreadPoolExecutor] = None
 
     def __len__(self) -> int:
         return self.end - self.start + 1
@@ -157,14 +162,36 @@ class FrameSource:
         """
         if not 0 <= k < len(self):
             raise IndexError(f"frame {k} outside 0..{len(self) - 1}")
-        for frame in self._recent:
-            if frame.index == k:
-                return frame
-        raw = _resize(self._decode(self.start - 1 + k), self.size)  # before the float copy: a huge frame stays cheap
-        rgb, alpha, depth = normalize(raw, f"frame {self.start + k} of '{self.path}'")
-        frame = Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
-        self._recent = self._recent[-(RECENT - 1):] + [frame]
-        return frame
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == k:
+            try:
+                return ahead[1].result()
+            except Exception:
+                pass  # decoded again below, so the error is raised here, where the frame is wanted
+        return self._read(k)
+
+    def _read(self, k: int) -> Frame:
+        with self._lock:
+            for frame in self._recent:
+                if frame.index == k:
+                    return frame
+            raw = _resize(self._decode(self.start - 1 + k), self.size)  # before the float copy: a huge frame stays cheap
+            rgb, alpha, depth = normalize(raw, f"frame {self.start + k} of '{self.path}'")
+            frame = Frame(k, rgb, alpha, depth, _fingerprint(rgb, alpha))
+            self._recent = self._recent[-(RECENT - 1):] + [frame]
+            return frame
+
+    def read_ahead(self, k: int) -> None:
+        """Start decoding frame ``k`` in a background thread; ``read(k)`` then waits for it.
+
+        For a run whose network is not on the CPU: the decode then runs on a core the main thread
+        leaves idle while it waits for the device. One frame ahead at most.
+        """
+        if not 0 <= k < len(self) or (self._ahead is not None and self._ahead[0] == k):
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="flowstyle-decode")
+        self._ahead = (k, self._worker.submit(self._read, k))
 
     @property
     def files(self) -> list[Path]:
@@ -176,6 +203,9 @@ class FrameSource:
             yield self.read(k)
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)  # a frame read ahead finishes before the reader goes
+            self._worker, self._ahead = None, None
         if self._cap is not None:
             self._cap.release()
             self._cap = None

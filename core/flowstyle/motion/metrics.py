@@ -30,10 +30,11 @@ def warping_error(prev_out: np.ndarray, out: np.ndarray, flow_fw: np.ndarray, fl
         warped: (1, 3, H, W) ``prev_out`` warped into frame i where the caller has it already (the
             engine's report passes its own, warped as the engine warps: bicubic by default).
     """
-    bw = to_tensor(flow_bw)
-    m = consistency_mask(to_tensor(flow_fw), bw) if mask is None else mask.cpu()
-    prev = warp(to_tensor(prev_out), bw) if warped is None else warped.cpu()
-    diff = (to_tensor(out) - prev).square().sum(1, keepdim=True)
+    device = mask.device if mask is not None else "cpu"  # where the caller's tensors are: no copies back
+    bw = to_tensor(flow_bw, device)
+    m = consistency_mask(to_tensor(flow_fw, device), bw) if mask is None else mask
+    prev = warp(to_tensor(prev_out, device), bw) if warped is None else warped.to(device)
+    diff = (to_tensor(out, device) - prev).square().sum(1, keepdim=True)
     return float((diff * m).sum() / m.sum().clamp(min=1.0))
 
 
