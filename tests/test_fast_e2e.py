@@ -117,14 +117,20 @@ def test_resume_keeps_unchanged_frames_and_redoes_changed(tmp_path, data_dir):
     assert sum(e["reused"] for e in frames) <= 1  # frame 1 has no temporal term, so only it may be kept
 
 
-def test_resume_after_partial_run_is_byte_identical(tmp_path, data_dir):
+@pytest.mark.parametrize("options", [(), ("--stroke-sources", 4), ("--incremental-mask", 4)],
+                         ids=["defaults", "stroke-sources", "incremental-mask"])
+def test_resume_after_partial_run_is_byte_identical(tmp_path, data_dir, options):
+    """With state carried from frame to frame (stroke sources, the incremental mask) the kept frames
+    step it again, so the frames after them match a run never stopped."""
     clip = data_dir / "clips" / "sintel_raft_demo"
     full, part = tmp_path / "full", tmp_path / "part"
-    cli("stylize", clip, "--out", full, "--size", 128)
-    cli("stylize", clip, "--out", part, "--size", 128, "--frames", "1:10")
+    cli("stylize", clip, "--out", full, "--size", 128, *options)
+    cli("stylize", clip, "--out", part, "--size", 128, *options)
     for p in sorted(part.glob("frame_*.png"))[6:]:
         p.unlink()  # as if the run had stopped after frame 6
-    cli("stylize", clip, "--out", part, "--size", 128, "--resume")
+    cli("stylize", clip, "--out", part, "--size", 128, "--resume", *options)
+    frames = json.loads((part / "report.json").read_text())["frames"]
+    assert [k for k, f in frames.items() if f.get("reused")] == [str(i) for i in range(1, 7)]  # kept, not redone
     for p in sorted(full.glob("frame_*.png")):
         assert (part / p.name).read_bytes() == p.read_bytes(), p.name
 

@@ -35,7 +35,8 @@ History = Sequence[tuple[Frame, np.ndarray]]  # (input frame, its output), oldes
 # receives j -> (flow i-j -> i, flow i -> i-j, consistency mask, ω_j) for the offsets it traced
 # (Traced.motion()), so measuring the result need not compute them again.
 SolveFrame = Callable[[Frame, History, dict], np.ndarray]
-# a SolveFrame may say ``decode_ahead`` (read the next frame in a thread while it works) and ``flow_ahead``
+# a SolveFrame may have ``keep(frame, history, stored)``, called for a frame --resume keeps (to step the state it
+# carries from frame to frame), and say ``decode_ahead`` (read the next frame in a thread while it works) and ``flow_ahead``
 # (the flow to the next frame too): for a solve whose network runs off the CPU, leaving cores idle
 
 
@@ -157,6 +158,8 @@ def run_frames(ctx: RunContext, solve: SolveFrame, *, first: int = 0, last: Opti
                 reused = out is not None
                 if not reused:
                     out = solve(frame, history, motion)
+                elif hasattr(solve, "keep"):  # what the solve carries from frame to frame, stepped past it
+                    solve.keep(frame, history, out)
                 ctx.emit_frame(frame, out, key, time.perf_counter() - t0, reused=reused)
                 ctx.measure(history[-1] if history else None, frame, out, motion.get(1))
                 history.append((frame, out))

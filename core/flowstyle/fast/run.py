@@ -40,7 +40,7 @@ def incremental_reliability(previous: Optional[torch.Tensor], consistency: torch
 def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: History, motion: dict, *,
                   temporal_weight: float, extra: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
                   hold: Optional[torch.Tensor] = None, state: Optional[dict] = None,
-                  carry: Optional[float] = None) -> np.ndarray:
+                  carry: Optional[float] = None, replay: Optional[np.ndarray] = None) -> np.ndarray:
     """Pull the per-frame stylization ``target`` of ``frame`` towards the warped earlier outputs.
 
     Args:
@@ -52,8 +52,14 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
         hold: (1, 1, H, W) more pull towards the previous output, where the step from it is
             consistent (the hard mask, without ``mask_context``): keeps a painted look the chain
             to its key has lost.
-        state: carried from frame to frame by the caller (the incremental mask's map).
+        state: carried from frame to frame by the caller (the incremental mask's map, the stroke sources).
         carry: κ at this frame (None: the settings' ``carry_detail``).
+        replay: the frame's output as an earlier run stored it (``--resume``): ``state`` is stepped as
+            the solve stepped it, with that output, and no solve runs; ``target`` is only read where the
+            stroke sources start from it (after a painted look).
+
+    Returns:
+        (H, W, 3) the output, quantized as stored (``replay`` itself when given).
     """
     s = ctx.settings
     traced = trace(ctx.flows, frame, earlier_results(history, s.long_term), device=ctx.device,
@@ -72,9 +78,9 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     images = [w for _, w, _ in pulls] + [img for img, _ in extra]
     weights = [temporal_weight * c for _, _, c in pulls] + [m for _, m in extra]
     p = to_tensor(target, ctx.device)
-    if s.solver == "band":
+    if s.solver == "band" and replay is None:
         x = band_solve(p, images, weights, fidelity_weight=s.fidelity_weight, detail=s.detail, cell=s.band)
-    else:
+    elif s.solver != "band":
         trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
         trust, kappa = trust.clamp(0.0, 1.0), s.carry_detail if carry is None else carry
         # strokes read once from the output that last drew them (fast/strokes.py); only for the plain pull
@@ -92,12 +98,16 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
                                          None if fresh else traced.results[1])
                 if s.stroke_band > 0:  # the pull's detail from the sources, its shading from the warped past
                     images[0] = reference + wide_blur(images[0] - reference, s.stroke_band)
-        x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
-                      trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
-        x = restore_detail(x, p, s.keep_detail)
-        if reference is not None:
-            sources.commit(x)
-    return to_array(x)
+        if replay is None:
+            x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
+                          trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
+            x = quantize(to_array(restore_detail(x, p, s.keep_detail)), frame.bit_depth)
+        if reference is not None:  # the frame as stored is the source, so that a resumed run steps the same
+            sources.commit(to_tensor(x if replay is None else replay, ctx.device))
+        return x if replay is None else replay
+    if replay is not None:
+        return replay
+    return quantize(to_array(x), frame.bit_depth)
 
 
 def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame) -> np.ndarray:
@@ -162,20 +172,35 @@ class FrameSolver:
 
     def __call__(self, frame: Frame, history: History, motion: dict) -> np.ndarray:
         """The output of ``frame`` (quantized as stored) given the earlier outputs in ``history``."""
+        return self._frame(frame, history, motion)
+
+    def keep(self, frame: Frame, history: History, stored: np.ndarray) -> None:
+        """``frame`` as an earlier run stored it, kept by ``--resume``: step what the solve carries from
+        frame to frame (the stroke sources, the incremental mask) as that run stepped it, with ``stored``
+        as the output and without the solve, so the frames after it come out as in a run never stopped.
+        Without either there is nothing to step (and nothing runs)."""
+        if self.ctx.settings.stroke_sources or self.ctx.settings.incremental_mask:
+            self._frame(frame, history, {}, stored)
+
+    def _frame(self, frame: Frame, history: History, motion: dict, kept: Optional[np.ndarray] = None) -> np.ndarray:
         ctx, s, k, rep = self.ctx, self.ctx.settings, frame.index, self.ctx.report
         index = k + 1
         t = time.perf_counter()
         look = self.looks.look(k) if self.looks else None
         if look is not None and look.exact is not None:  # the artist's frame is the output
-            return quantize(look.exact, frame.bit_depth)
+            return quantize(look.exact, frame.bit_depth) if kept is None else kept
         # a style key's change is the artist's direction, not flicker: the pull to the past yields to it
         change = self.timeline.style_change(k)
         gamma = self.timeline.weight_at(k, "temporal_weight", s.temporal_weight) * (1.0 - change) ** 2
-        if getattr(self.stylizer, "recurrent", False):
-            target = recurrent_target(ctx, self.stylizer, frame, history)
-        else:
-            target = _target(self.stylizer, self.fill, self.timeline, frame, look)
-        rep.add_time(index, "stylize", time.perf_counter() - t)
+        temporal = (gamma > 0 and history) or look is not None  # else the output is the stylization itself
+        if kept is not None and not temporal:
+            return kept
+        # a kept frame needs the network only where the stroke sources start from its strokes
+        target = self._stylize(frame, history, look) if kept is None or self.state.get("strokes_from_target") else kept
+        if kept is None:
+            rep.add_time(index, "stylize", time.perf_counter() - t)
+        if not temporal:
+            return quantize(target, frame.bit_depth)
         t, flow_start = time.perf_counter(), ctx.flows.seconds
         # while the style mix changes, the past's strokes are the old style's: take them from the new target
         carry = s.carry_detail if change == 0 else 0.0
@@ -184,14 +209,19 @@ class FrameSolver:
             # the painting pulls where it is traced; where the chain to the key is lost but the step from the
             # previous frame holds, the previous output (painted look included) is carried at the same weight
             extra, hold = [(look.image, look.mask * HOLD)], HOLD * (look.share - look.mask)
-        out = target
-        if (gamma > 0 and history) or extra:
-            out = temporal_step(ctx, frame, target, history if gamma > 0 or extra else (), motion, temporal_weight=gamma,
-                                extra=extra, hold=hold, state=self.state, carry=carry)
-        flow_seconds = ctx.flows.seconds - flow_start
-        rep.add_time(index, "flow", flow_seconds)
-        rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)
+        out = temporal_step(ctx, frame, target, history, motion, temporal_weight=gamma, extra=extra, hold=hold,
+                            state=self.state, carry=carry, replay=kept)
+        if kept is None:
+            flow_seconds = ctx.flows.seconds - flow_start
+            rep.add_time(index, "flow", flow_seconds)
+            rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)
         return quantize(out, frame.bit_depth)
+
+    def _stylize(self, frame: Frame, history: History, look: Optional[Look]) -> np.ndarray:
+        """The solve's target for ``frame``: the network's output, or inside a painted stretch the look."""
+        if getattr(self.stylizer, "recurrent", False):
+            return recurrent_target(self.ctx, self.stylizer, frame, history)
+        return _target(self.stylizer, self.fill, self.timeline, frame, look)
 
 
 def run_fast(ctx: RunContext, timeline: Timeline, *, first: int = 0, last: int | None = None, lead: int = 0) -> None:
