@@ -182,9 +182,9 @@ class Settings:
     stroke_sources: int = option(0, "with --carry-detail: a traced pixel's strokes are read once from the output "
                                  "frame that last redrew them, at its traced position, instead of from the previous "
                                  "output warped again each frame (which blends the network's strokes of many frames: "
-                                 "a painting's grain drifts); up to N such frames kept (N frames of memory); 0 off. "
-                                 "Not yet byte-identical under --resume, and chunked or Ray runs differ from a single "
-                                 "run after a boundary", group=FAST, metavar="N")
+                                 "a painting's grain drifts); up to N such frames kept, and every Nth frame of the "
+                                 "shot they start again from the previous output (N frames of memory; a chunk's "
+                                 "lead-in grows by N); 0 off", group=FAST, metavar="N")
     stroke_band: float = option(8.0, "with --stroke-sources: the temporal pull takes detail finer than this Gaussian "
                                 "sigma (px) from the stroke sources, coarser shading from the warped previous "
                                 "output; 0: the sources set only the gradient term", group=FAST, metavar="PX")

@@ -87,6 +87,8 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
         # to the previous frame: with fusion or a painted look the reference is the pulls' mean, as without
         sources, reference = None, None
         if s.stroke_sources and state is not None:
+            if frame.index % s.stroke_sources == 0:  # every Nth frame of the shot from the previous output again:
+                state.pop("strokes", None)  # N frames of memory, so a chunk's lead-in (N more) rebuilds the same state
             simple = [j for j, _, _ in pulls] == [1] and not extra and kappa > 0
             if not simple:  # they start again when the plain pull resumes...
                 state.pop("strokes", None)
@@ -225,7 +227,13 @@ class FrameSolver:
 
 
 def run_fast(ctx: RunContext, timeline: Timeline, *, first: int = 0, last: int | None = None, lead: int = 0) -> None:
-    """The whole fast-mode run, or one chunk of it (see :func:`~flowstyle.context.run_frames`)."""
+    """The whole fast-mode run, or one chunk of it (see :func:`~flowstyle.context.run_frames`).
+
+    With stroke sources a chunk's lead-in is ``stroke_sources`` frames longer: the sources hold up to that
+    many frames of the past, and then the lead-in's own margin lets the rest of the chain settle.
+    """
+    if lead > 0 and ctx.settings.stroke_sources:
+        lead = min(first, lead + ctx.settings.stroke_sources)
     run_frames(ctx, FrameSolver(ctx, timeline), first=first, last=last, lead=lead)
 
 
