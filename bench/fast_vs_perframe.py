@@ -47,6 +47,7 @@ from grade_flow import PrealignedDeepFlow  # noqa: E402
 # name -> Settings changes from the default; each switches one of seed 000's parts (or the old solver)
 VARIANTS = {
     "default": {},
+    "no-sources": {"stroke_sources": 0},  # with a style image the default has them
     "carry-0": {"carry_detail": 0.0},
     "carry-0-keep-detail-1": {"carry_detail": 0.0, "keep_detail": 1.0},  # the defaults before carry
     "keep-detail-0": {"keep_detail": 0.0},

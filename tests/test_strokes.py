@@ -1,6 +1,7 @@
 """Fast mode's stroke sources (fast/strokes.py): a traced pixel's strokes are read once from the output that
 last drew them, never re-blended with later outputs nor interpolated between two sources."""
 import dataclasses
+import json
 
 import cv2
 import numpy as np
@@ -144,6 +145,10 @@ def test_the_torch_read_matches_opencvs():
     assert float((cpu[-1] - other[-1].float())[inner].abs().max()) < 0.02
 
 
+def read_settings(out):
+    return json.loads((out / "report.json").read_text())["settings"]
+
+
 def test_a_paintings_look_holds_on_a_still_shot(tmp_path, data_dir):
     """Rubberwhale (nearly still) with a painting at 256 px: with stroke sources the frames keep the look the
     network draws (style drift from the per-frame stylization under half of what it is without them, where
@@ -158,5 +163,7 @@ def test_a_paintings_look_holds_on_a_still_shot(tmp_path, data_dir):
         return np.stack([embed.style_vector(read_image(p)[0]) for p in sorted((tmp_path / name).glob("frame_*.png"))])
 
     per_frame = embeddings("per_frame", temporal_weight=0.0)
-    held, blended = embeddings("sources", stroke_sources=8, fidelity_weight=0.1), embeddings("no_sources")
+    held = embeddings("sources")  # with a style image the default
+    assert read_settings(tmp_path / "sources")["stroke_sources"] == 8
+    blended = embeddings("no_sources", stroke_sources=0)
     assert style_drift(per_frame, held) < 0.6 * style_drift(per_frame, blended)

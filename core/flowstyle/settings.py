@@ -167,9 +167,10 @@ class Settings:
                                  "stability beside moving objects; 0 off", metavar="F")
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
-    fidelity_weight: float = option(0.2, "λ: pull towards the per-frame stylization (with --stroke-sources 0.1 is "
-                                    "better: there it is the only term that mixes the network's new strokes into "
-                                    "traced pixels)", group=FAST, metavar="L")
+    fidelity_weight: Optional[float] = option(None, "λ: pull towards the per-frame stylization (with stroke sources it "
+                                              "is the only term that mixes the network's new strokes into traced "
+                                              "pixels, and 0.1 measured better there)", group=FAST, metavar="L",
+                                              kind=float, shown="0.1 with stroke sources, else 0.2")
     gradient_weight: float = option(1.0, "g: pull the result's gradients (its strokes) towards the per-frame "
                                     "stylization's, or where traced the past's (--carry-detail); solved by "
                                     "conjugate gradients; 0: the exact per-pixel minimizer",
@@ -179,12 +180,14 @@ class Settings:
                                  "stylization, 1: all from the past where fully traced): strokes that hold "
                                  "still on the scene instead of being redrawn each frame (0 on frames where a style key's "
                                  "mix changes)", group=FAST, metavar="K")
-    stroke_sources: int = option(0, "with --carry-detail: a traced pixel's strokes are read once from the output "
+    stroke_sources: Optional[int] = option(None, "with --carry-detail: a traced pixel's strokes are read once from the output "
                                  "frame that last redrew them, at its traced position, instead of from the previous "
                                  "output warped again each frame (which blends the network's strokes of many frames: "
                                  "a painting's grain drifts); up to N such frames kept, and every Nth frame of the "
                                  "shot they start again from the previous output (N frames of memory; a chunk's "
-                                 "lead-in grows by N); 0 off", group=FAST, metavar="N")
+                                 "lead-in grows by N); 0 off. On by default with a style image, whose network "
+                                 "redraws its grain differently each frame", group=FAST, metavar="N", kind=int,
+                                 shown="8 with a style image, 0 with built-in styles only")
     stroke_band: float = option(8.0, "with --stroke-sources: the temporal pull takes detail finer than this Gaussian "
                                 "sigma (px) from the stroke sources, coarser shading from the warped previous "
                                 "output; 0: the sources set only the gradient term", group=FAST, metavar="PX")
@@ -264,6 +267,13 @@ class Settings:
             passes=d["passes"] if self.passes is None else int(self.passes),
             flow=d["flow"] if self.flow is None else self.flow,
         )
+        # stroke sources by default where they buy something: a style image's network redraws its grain each frame
+        # (the painting's style drift 1.32 / 1.65 / 1.19 without them, 1.10 / 1.17 / 1.10 with them, README); a
+        # built-in style's drift is within the bar without them, and they cost about 0.1x of fast mode's time
+        sources = s.stroke_sources if s.stroke_sources is not None else (
+            8 if s.mode == "fast" and not s.stylizer and any(st.image is not None for st in s.styles) else 0)
+        s = dataclasses.replace(s, stroke_sources=int(sources), fidelity_weight=float(
+            s.fidelity_weight if s.fidelity_weight is not None else 0.1 if sources else 0.2))
         for f in dataclasses.fields(s):
             choices = f.metadata.get("choices")
             value = getattr(s, f.name)
