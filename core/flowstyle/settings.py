@@ -180,14 +180,13 @@ class Settings:
                                  "stylization, 1: all from the past where fully traced): strokes that hold "
                                  "still on the scene instead of being redrawn each frame (0 on frames where a style key's "
                                  "mix changes)", group=FAST, metavar="K")
-    stroke_sources: Optional[int] = option(None, "with --carry-detail: a traced pixel's strokes are read once from the output "
-                                 "frame that last redrew them, at its traced position, instead of from the previous "
-                                 "output warped again each frame (which blends the network's strokes of many frames: "
-                                 "a painting's grain drifts); up to N such frames kept, and every Nth frame of the "
-                                 "shot they start again from the previous output (N frames of memory; a chunk's "
-                                 "lead-in grows by N); 0 off. On by default with a style image, whose network "
-                                 "redraws its grain differently each frame", group=FAST, metavar="N", kind=int,
-                                 shown="8 with a style image, 0 with built-in styles only")
+    stroke_sources: Optional[int] = option(
+        None, "with --carry-detail: a traced pixel's strokes are read once from the output frame that last redrew "
+        "them, at its traced position, instead of from the previous output warped again each frame (which blends "
+        "the network's strokes of many frames: a painting's grain drifts); up to N such frames kept, and every Nth "
+        "frame of the shot they start again from the previous output (N frames of memory; a chunk's lead-in grows "
+        "by N); 0 off. On by default with a style image, whose network redraws its grain differently each frame",
+        group=FAST, metavar="N", kind=int, shown="8 with a style image, 0 with built-in styles only")
     stroke_band: float = option(8.0, "with --stroke-sources: the temporal pull takes detail finer than this Gaussian "
                                 "sigma (px) from the stroke sources, coarser shading from the warped previous "
                                 "output; 0: the sources set only the gradient term", group=FAST, metavar="PX")
@@ -269,7 +268,7 @@ class Settings:
         )
         # stroke sources by default where they buy something: a style image's network redraws its grain each frame
         # (the painting's style drift 1.32 / 1.65 / 1.19 without them, 1.10 / 1.17 / 1.10 with them, README); a
-        # built-in style's drift is within the bar without them, and they cost about 0.1x of fast mode's time
+        # built-in style's drift is within the bar without them, and they cost 0.1-0.2x of fast mode's time
         sources = s.stroke_sources if s.stroke_sources is not None else (
             8 if s.mode == "fast" and not s.stylizer and any(st.image is not None for st in s.styles) else 0)
         s = dataclasses.replace(s, stroke_sources=int(sources), fidelity_weight=float(
