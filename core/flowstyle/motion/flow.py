@@ -4,7 +4,6 @@ Backends are a name -> builder registry, as torchvision registers its models.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import OrderedDict
@@ -153,19 +152,19 @@ class FlowEstimator:
     the caller does something else; asking for it then waits for that. The last few flows are kept
     in memory by the frames' contents.
 
-    A backend holds state (DIS's buffers, the gray frames it keeps), so each runs one flow at a time.
-    The background pair runs its two directions at once on two instances of the backend (one for
-    RAFT, a network): OpenCV runs a parallel loop serially when another thread's is under way (the
-    decode's, the write's), so one DIS flow there took as long as two in a row.
+    A backend holds state (DIS's buffers, the gray frames it keeps), so it runs one flow at a time.
+    Running the background pair's two directions at once, on two instances of DIS, measured no better
+    on an H200 machine (fast mode still waited about 22 ms a frame for the flow either way; our guess,
+    not measured: OpenCV runs a parallel loop serially while another thread's is under way), so one
+    thread computes both.
     """
 
     KEEP = 6  # flows kept in memory: a pair in hand, the next one prefetched, one more pair
 
     def __init__(self, backend: str = "dis", cache: Optional[FlowCache] = None, *, scales: int = 1, **options):
         self.backend = backend if scales == 1 else f"{backend}@{scales}"  # names the cache entries too
-        self._build = lambda: flow_backend(backend, scales=scales, **options)
-        self._lanes = [(threading.Lock(), self._build())]  # (lock, flow function); a second one on prefetch
-        self._two_lanes = backend != "raft"
+        self._fn = flow_backend(backend, scales=scales, **options)
+        self._lock = threading.Lock()  # one flow at a time
         self.cache = cache or FlowCache(None)
         self.seconds = 0.0  # time the caller waited in flow(), cache reads included
         self._kept_lock = threading.Lock()
@@ -177,17 +176,16 @@ class FlowEstimator:
     def _key(a: Frame, b: Frame) -> tuple:
         return a.key, b.key, a.rgb.shape
 
-    def _compute(self, a: Frame, b: Frame, lane: int = 0) -> np.ndarray:
+    def _compute(self, a: Frame, b: Frame) -> np.ndarray:
         key = self._key(a, b)
-        lock, fn = self._lanes[min(lane, len(self._lanes) - 1)]
-        with lock:
+        with self._lock:
             f = self._kept.get(key)
             if f is None:
                 f = self.cache.get(self.backend, a, b)
             if f is None:
                 # rounded to the cache's float16 so a fresh and a cached flow give identical results (--resume);
                 # torch converts with the CPU's half-float instructions, numpy one value at a time
-                half = torch.from_numpy(np.ascontiguousarray(fn(a.rgb, b.rgb), np.float32)).half()
+                half = torch.from_numpy(np.ascontiguousarray(self._fn(a.rgb, b.rgb), np.float32)).half()
                 self.cache.put(self.backend, a, b, half.numpy())
                 f = half.float().numpy()
         with self._kept_lock:
@@ -198,19 +196,16 @@ class FlowEstimator:
         return f
 
     def prefetch(self, a: Frame, b: Union[Frame, Callable[[], Frame]]) -> None:
-        """Compute both flows between ``a`` and ``b`` in background threads; ``b`` may be a function
+        """Compute both flows between ``a`` and ``b`` in a background thread; ``b`` may be a function
         giving the frame (then it is read there too)."""
-        read = functools.lru_cache(maxsize=1)(b if callable(b) else (lambda: b))  # one read for both directions
-
-        def one(forward: bool) -> None:
-            other = read()
-            self._compute(a, other, 0) if forward else self._compute(other, a, 1)
+        def both() -> None:
+            other = b() if callable(b) else b
+            self._compute(a, other)
+            self._compute(other, a)
 
         if self._worker is None:
-            if self._two_lanes:
-                self._lanes.append((threading.Lock(), self._build()))
-            self._worker = ThreadPoolExecutor(2, thread_name_prefix="flowstyle-flow")
-        self._jobs = [j for j in self._jobs if not j.done()] + [self._worker.submit(one, d) for d in (True, False)]
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="flowstyle-flow")
+        self._jobs = [j for j in self._jobs if not j.done()] + [self._worker.submit(both)]
 
     def settle(self) -> None:
         """Wait for the flows started in the background. Their errors are not raised here: a flow
