@@ -217,7 +217,7 @@ class FrameSolver:
             flow_seconds = ctx.flows.seconds - flow_start
             rep.add_time(index, "flow", flow_seconds)
             rep.add_time(index, "temporal", time.perf_counter() - t - flow_seconds)
-        return quantize(out, frame.bit_depth)
+        return out  # quantized by the step
 
     def _stylize(self, frame: Frame, history: History, look: Optional[Look]) -> np.ndarray:
         """The solve's target for ``frame``: the network's output, or inside a painted stretch the look."""
