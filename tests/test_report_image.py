@@ -76,8 +76,8 @@ class TestTimeSlice:
     def test_a_flickering_run_has_a_noisier_slice_than_a_stable_one(self, need_data, tmp_path):
         """On real clips: per-frame stylization (temporal weight 0) against flowstyle's default, same network.
 
-        The two calm clips: 1.33x and 1.26x at 256 px (sintel_cave_2's fast motion: only 1.12x, so
-        it is left out; see README)."""
+        The two calm clips: 1.20x and 1.24x at 256 px with today's defaults (1.33x and 1.26x when this test
+        was written; sintel_cave_2's fast motion: only 1.12x, so it is left out; see README)."""
         for name in ("middlebury_rubberwhale", "sintel_raft_demo"):
             slices = {}
             for label, tw in (("flicker", 0.0), ("stable", None)):
