@@ -78,38 +78,38 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     images = [w for _, w, _ in pulls] + [img for img, _ in extra]
     weights = [temporal_weight * c for _, _, c in pulls] + [m for _, m in extra]
     p = to_tensor(target, ctx.device)
-    if s.solver == "band" and replay is None:
+    if s.solver == "band":
+        if replay is not None:
+            return replay
         x = band_solve(p, images, weights, fidelity_weight=s.fidelity_weight, detail=s.detail, cell=s.band)
-    elif s.solver != "band":
-        trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
-        trust, kappa = trust.clamp(0.0, 1.0), s.carry_detail if carry is None else carry
-        # strokes read once from the output that last drew them (fast/strokes.py); only for the plain pull
-        # to the previous frame: with fusion or a painted look the reference is the pulls' mean, as without
-        sources, reference = None, None
-        if s.stroke_sources and state is not None:
-            if frame.index % s.stroke_sources == 0:  # every Nth frame of the shot from the previous output again:
-                state.pop("strokes", None)  # N frames of memory, so a chunk's lead-in (N more) rebuilds the same state
-            simple = [j for j, _, _ in pulls] == [1] and not extra and kappa > 0
-            if not simple:  # they start again when the plain pull resumes...
-                state.pop("strokes", None)
-                state["strokes_from_target"] = bool(extra)  # ...after a painted look, from the network's strokes
-            else:
-                sources = state.get("strokes") or state.setdefault("strokes", StrokeSources(s.stroke_sources))
-                fresh = state.pop("strokes_from_target", False)
-                reference = sources.step(frame.index, traced.flows_bw[1], trust, p if fresh else traced.warped[1],
-                                         None if fresh else traced.results[1])
-                if s.stroke_band > 0:  # the pull's detail from the sources, its shading from the warped past
-                    images[0] = reference + wide_blur(images[0] - reference, s.stroke_band)
-        if replay is None:
-            x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
-                          trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
-            x = quantize(to_array(restore_detail(x, p, s.keep_detail)), frame.bit_depth)
-        if reference is not None:  # the frame as stored is the source, so that a resumed run steps the same
-            sources.commit(to_tensor(x if replay is None else replay, ctx.device))
-        return x if replay is None else replay
-    if replay is not None:
-        return replay
-    return quantize(to_array(x), frame.bit_depth)
+        return quantize(to_array(x), frame.bit_depth)
+    trust = sum((c for _, _, c in pulls), torch.zeros_like(p[:, :1])) + sum(((m > 0).float() for _, m in extra), 0.0)
+    trust, kappa = trust.clamp(0.0, 1.0), s.carry_detail if carry is None else carry
+    # strokes read once from the output that last drew them (fast/strokes.py); only for the plain pull
+    # to the previous frame: with fusion or a painted look the reference is the pulls' mean, as without
+    sources, reference = None, None
+    if s.stroke_sources and state is not None:
+        if frame.index % s.stroke_sources == 0:  # every Nth frame of the shot from the previous output again:
+            state.pop("strokes", None)  # N frames of memory, so a chunk's lead-in (N more) rebuilds the same state
+        simple = [j for j, _, _ in pulls] == [1] and not extra and kappa > 0
+        if not simple:  # they start again when the plain pull resumes...
+            state.pop("strokes", None)
+            state["strokes_from_target"] = bool(extra)  # ...after a painted look, from the network's strokes
+        else:
+            sources = state.get("strokes") or state.setdefault("strokes", StrokeSources(s.stroke_sources))
+            fresh = state.pop("strokes_from_target", False)
+            reference = sources.step(frame.index, traced.flows_bw[1], trust, p if fresh else traced.warped[1],
+                                     None if fresh else traced.results[1])
+            if s.stroke_band > 0:  # the pull's detail from the sources, its shading from the warped past
+                images[0] = reference + wide_blur(images[0] - reference, s.stroke_band)
+    out = replay
+    if out is None:
+        x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
+                      trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
+        out = quantize(to_array(restore_detail(x, p, s.keep_detail)), frame.bit_depth)
+    if reference is not None:  # the frame as stored is the source, so that a resumed run steps the same
+        sources.commit(to_tensor(out, ctx.device))
+    return out
 
 
 def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame) -> np.ndarray:

@@ -164,10 +164,9 @@ class FlowEstimator:
     def __init__(self, backend: str = "dis", cache: Optional[FlowCache] = None, *, scales: int = 1, **options):
         self.backend = backend if scales == 1 else f"{backend}@{scales}"  # names the cache entries too
         self._fn = flow_backend(backend, scales=scales, **options)
-        self._lock = threading.Lock()  # one flow at a time
+        self._lock = threading.Lock()  # one flow at a time, and the kept flows changed by one thread at a time
         self.cache = cache or FlowCache(None)
         self.seconds = 0.0  # time the caller waited in flow(), cache reads included
-        self._kept_lock = threading.Lock()
         self._kept: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._worker: Optional[ThreadPoolExecutor] = None
         self._jobs: list[Future] = []
@@ -188,12 +187,11 @@ class FlowEstimator:
                 half = torch.from_numpy(np.ascontiguousarray(self._fn(a.rgb, b.rgb), np.float32)).half()
                 self.cache.put(self.backend, a, b, half.numpy())
                 f = half.float().numpy()
-        with self._kept_lock:
             self._kept[key] = f
             self._kept.move_to_end(key)
             while len(self._kept) > self.KEEP:
                 self._kept.popitem(last=False)
-        return f
+            return f
 
     def prefetch(self, a: Frame, b: Union[Frame, Callable[[], Frame]]) -> None:
         """Compute both flows between ``a`` and ``b`` in a background thread; ``b`` may be a function
