@@ -13,6 +13,11 @@ with ``--grader deepflow`` OpenCV DeepFlow alone:
   the footage changes along the grader's flow: motion blur, light; a stylization that follows the
   input cannot be steadier than the input allows, so a clip with a high input figure caps the ratio);
 - sharpness (mean gradient magnitude) ratio; style drift (DESIGN 7, Magenta style embedding);
+- the copy floor: the warp ratio of a solve that copied the warped past exactly wherever the engine's
+  masks trust it (its DIS flow, its consistency mask and ``mask_context``) and took the per-frame
+  stylization elsewhere, graded the same way. What the engine's flow and masks allow any solver on
+  that footage: where the two flows disagree by a pixel or two (large motion), a stylization's strokes
+  no longer line up, and the grade counts it however stable the output is;
 - the ghost ratio on a constructed clip (tests/ghost_clip.py: a textured square moving 8 px a
   frame over a still painting): distance to per-frame stylization in the strips just behind and
   ahead of the square, over that distance on static ground.
@@ -40,7 +45,10 @@ from flowstyle.fast.magenta import MagentaStylizer  # noqa: E402
 from flowstyle.io import open_source  # noqa: E402
 from flowstyle.io.styles import parse_style  # noqa: E402
 from flowstyle.motion import FlowCache, FlowEstimator  # noqa: E402
+from flowstyle.base.tensors import to_array, to_tensor  # noqa: E402
+from flowstyle.motion.masks import consistency_mask, near_unreliable  # noqa: E402
 from flowstyle.motion.metrics import sharpness, style_drift, warping_error  # noqa: E402
+from flowstyle.motion.warp import warp  # noqa: E402
 from ghost_clip import ghost_ratio, make_ghost_clip  # noqa: E402
 from grade_flow import PrealignedDeepFlow  # noqa: E402
 
@@ -75,6 +83,26 @@ def graded_error(clip: Path, size: int, outputs: list[np.ndarray], grader) -> fl
         cur = src.read(k)
         fw, bw = grader.pair(prev, cur)
         errors.append(warping_error(outputs[k - 1], outputs[k], fw, bw))
+        prev = cur
+    src.close()
+    return float(np.mean(errors))
+
+
+def copy_floor(clip: Path, settings: flowstyle.Settings, fast: list[np.ndarray], per_frame: list[np.ndarray],
+               grader, engine: FlowEstimator) -> float:
+    """Warp error, graded as :func:`graded_error`, of frames that copy fast mode's previous output warped by
+    the engine's flow wherever its masks trust it (the consistency mask, lowered by ``mask_context``) and
+    take the per-frame stylization elsewhere: a step at each frame, not a run."""
+    src = open_source(clip, None, settings.size)
+    errors, prev = [], src.read(0)
+    for k in range(1, len(fast)):
+        cur = src.read(k)
+        efw, ebw = engine.pair(prev, cur)
+        ebw_t = to_tensor(ebw)
+        trust = near_unreliable(consistency_mask(to_tensor(efw), ebw_t), settings.mask_context * max(cur.rgb.shape[:2]))
+        copied = trust * warp(to_tensor(fast[k - 1]), ebw_t, mode=settings.warp_mode) + (1.0 - trust) * to_tensor(per_frame[k])
+        fw, bw = grader.pair(prev, cur)
+        errors.append(warping_error(fast[k - 1], to_array(copied), fw, bw))
         prev = cur
     src.close()
     return float(np.mean(errors))
@@ -121,6 +149,7 @@ def main() -> None:
     base = flowstyle.Settings(size=args.size, device="cpu")
     cache = FlowCache(out / "grade_flow")
     grader = PrealignedDeepFlow(cache) if args.grader == "prealigned" else FlowEstimator("deepflow", cache)
+    engine = FlowEstimator(base.resolved().flow, FlowCache(out / "engine_flow"))
     embed = MagentaStylizer()
     ghost = make_ghost_clip(out / "ghost_clip", DATA)
     rows, input_error = [], {}
@@ -146,6 +175,7 @@ def main() -> None:
                 clip = CLIPS[name][0]
                 s_fast, fast = run(clip, out / name / tag / variant, dataclasses.replace(base, styles=ref, **change))
                 err_fast = graded_error(clip, args.size, fast, grader)
+                floor = copy_floor(clip, dataclasses.replace(base, **change), fast, pf, grader, engine)
                 if variant == "default":
                     contact_sheet(pf, fast, out / f"contact_{name}_{tag}.png")
                 t_pf, t_fast = seconds(s_pf, measured=False), seconds(s_fast, measured=True)
@@ -153,7 +183,7 @@ def main() -> None:
                     "style": tag, "variant": variant, "clip": name, "frames": len(pf),
                     "s/frame per-frame": t_pf, "s/frame fast": t_fast, "time ratio": t_fast / t_pf,
                     "warp err input": input_error[name], "warp err per-frame": err_pf, "warp err fast": err_fast,
-                    "warp ratio": err_fast / err_pf,
+                    "warp ratio": err_fast / err_pf, "copy floor": floor / err_pf,
                     "sharp ratio": float(np.mean([sharpness(i) for i in fast]) / np.mean([sharpness(i) for i in pf])),
                     "drift": style_drift(e_pf, np.stack([embed.style_vector(i) for i in fast])),
                     "ghost ratio": g,
