@@ -45,6 +45,29 @@ def test_no_ghost_trails_beside_a_moving_square(ghost_runs):
     assert default["ratio"] < 0.6 * without["ratio"], (default, without)  # the context mask is what does it
 
 
+@pytest.mark.parametrize("size, scale", [(320, 1.0), (160, 1.0), (160, 2.0)])
+def test_the_context_reaches_as_far_in_the_networks_pixels_at_any_frame_size(ghost_runs, monkeypatch, tmp_path,
+                                                                              size, scale):
+    """The stylizer paints each pixel from a neighbourhood of its own pixels, so the context mask's radius is
+    ``--mask-context`` pixels of the network's input at any working size: 12 px of a 320- or a 160-px frame,
+    24 px of the frame where the network runs at half its size (``--stroke-scale 2``)."""
+    import sys
+
+    trace_module = sys.modules["flowstyle.motion.trace"]
+    clip, radii, real = ghost_runs[0], [], trace_module.near_unreliable
+    monkeypatch.setattr(trace_module, "near_unreliable", lambda mask, radius, **kw: radii.append(radius) or real(mask, radius, **kw))
+    settings = flowstyle.Settings(size=size, device="cpu", styles=(flowstyle.StyleRef(builtin=7),), frames=(1, 3),
+                                  stroke_scale=scale, mask_context=12.0)
+    flowstyle.stylize(clip.folder, None, tmp_path / "out", settings)
+    assert radii and set(radii) == {12.0 * scale}, radii
+
+
+def test_a_context_given_as_a_fraction_of_the_frame_is_refused():
+    """--mask-context was a fraction of the frame's long side; 0.02 now says what it is instead of turning it off."""
+    with pytest.raises(flowstyle.FlowstyleError, match="pixels"):
+        flowstyle.Settings(mask_context=0.02).resolved()
+
+
 def test_static_ground_is_stable(ghost_runs):
     """Away from the square the result holds still where per-frame stylization flickers."""
     clip, per_frame, run = ghost_runs

@@ -162,9 +162,10 @@ class Settings:
     mask: str = option("hard", "flow reliability masks", choices=("hard", "soft"))
     device: str = option("auto", "compute device", choices=DEVICES)
     keyframes: Optional[str] = option(None, "style keys and painted overrides (DESIGN 4.5)", metavar="FILE.json")
-    mask_context: float = option(0.02, "lower the temporal pull within this fraction of the frame's long side of "
-                                 "unreliable pixels (a moving object's edges): no ghost trails, a little less "
-                                 "stability beside moving objects; 0 off", metavar="F")
+    mask_context: float = option(12.0, "lower the temporal pull within this many pixels of unreliable ones (a moving "
+                                 "object's edges), in pixels of the stylizer network's input (the working size / "
+                                 "--stroke-scale), whose reach it follows: no ghost trails, a little less stability "
+                                 "beside moving objects; 0 off", metavar="PX")
     warp_mode: str = option("bicubic", "resampling of the warped earlier results", choices=WARP_MODES)
     # fast mode (DESIGN 4.6)
     fidelity_weight: Optional[float] = option(None, "λ: pull towards the per-frame stylization (with stroke sources it "
@@ -287,6 +288,9 @@ class Settings:
             raise FlowstyleError(f"--long-term needs frame offsets of 1 or more, like 1,2,4; got {s.long_term}")
         if s.flow_scales < 1:
             raise FlowstyleError(f"--flow-scales must be 1 or more, got {s.flow_scales}")
+        if s.mask_context < 0 or 0 < s.mask_context < 1:
+            raise FlowstyleError(f"--mask-context is a radius in pixels of 1 or more (0 turns it off; it was a fraction "
+                                 f"of the frame's long side before), got {s.mask_context:g}")
         if s.passes < 1:
             raise FlowstyleError(f"--passes must be 1 or more, got {s.passes}")
         if not 0 <= s.blend <= 1 or (s.temporal_from_pass is not None and s.temporal_from_pass < 1):

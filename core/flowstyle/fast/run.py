@@ -63,7 +63,7 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
     """
     s = ctx.settings
     traced = trace(ctx.flows, frame, earlier_results(history, s.long_term), device=ctx.device,
-                   soft=s.mask == "soft", warp_mode=s.warp_mode, context=s.mask_context * max(frame.rgb.shape[:2]))
+                   soft=s.mask == "soft", warp_mode=s.warp_mode, context=s.mask_context * s.stroke_scale)
     motion.update(traced.motion())
     ctx.write_debug_masks(frame, traced.masks)
     pulls = traced.long_term(s.long_term)
