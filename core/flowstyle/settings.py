@@ -289,8 +289,8 @@ class Settings:
         if s.flow_scales < 1:
             raise FlowstyleError(f"--flow-scales must be 1 or more, got {s.flow_scales}")
         if s.mask_context < 0 or 0 < s.mask_context < 1:
-            raise FlowstyleError(f"--mask-context is a radius in pixels of 1 or more (0 turns it off; it was a fraction "
-                                 f"of the frame's long side before), got {s.mask_context:g}")
+            raise FlowstyleError(f"--mask-context is a radius in pixels now (it was a fraction of the frame's long side): "
+                                 f"give 1 or more, e.g. 12 (the default), or 0 to turn it off; got {s.mask_context:g}")
         if s.passes < 1:
             raise FlowstyleError(f"--passes must be 1 or more, got {s.passes}")
         if not 0 <= s.blend <= 1 or (s.temporal_from_pass is not None and s.temporal_from_pass < 1):
