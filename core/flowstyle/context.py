@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ class RunContext:
     resume: bool = False
     debug: bool = False
     settings_key: str = ""
+    seen: Optional[Any] = None  # report.png's SeenFrames: each frame written, as read and as written
 
     def check_cancel(self) -> None:
         if self.cancel():
@@ -92,6 +93,8 @@ class RunContext:
             atomic_write_bytes(names.key_path(self.out, index), key.encode())  # after the frame: a key never vouches for a missing frame
         else:
             self.report.frame(index)["reused"] = True
+        if self.seen is not None:
+            self.seen.add(frame.index, frame.rgb, rgb)
         self.on_event({"event": "frame", "index": index, "path": str(path), "seconds": round(seconds, 4),
                        "reused": reused})
 

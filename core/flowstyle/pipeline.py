@@ -32,7 +32,7 @@ from .io.frames import FrameSource, open_source
 from .io.images import read_image, write_png
 from .io.lock import OutputLock
 from .io.report import Report
-from .io.report_image import Column, draw_report, pick_frames
+from .io.report_image import Column, SeenFrames, draw_report, pick_frames
 from .io.styles import StyleRef, parse_style, read_style_image
 from .keyframes.timeline import Timeline, load_keyframes
 from .motion.flow import FlowEstimator
@@ -247,10 +247,12 @@ def _context(src: FrameSource, settings: Settings, out: Path, device: str, timel
     flow_options = {"device": device, "weights": settings.raft_weights} if settings.flow == "raft" else {}
     names.keys_dir(out).mkdir(parents=True, exist_ok=True)
     key = json.dumps(settings.fingerprint() | {"keyframes": timeline.fingerprint()}, sort_keys=True)
+    whole = options.preview is None and options.chunk is None  # a run that draws report.png at its end
     return RunContext(source=src, settings=settings, out=out, device=device,
                       flows=FlowEstimator(settings.flow, cache, scales=settings.flow_scales, **flow_options),
                       report=report, on_event=on_event,
-                      cancel=cancel, resume=options.resume, debug=options.debug, settings_key=key)
+                      cancel=cancel, resume=options.resume, debug=options.debug, settings_key=key,
+                      seen=SeenFrames(pick_frames(len(src))) if options.report_image and whole else None)
 
 
 def _dispatch(ctx: RunContext, timeline: Timeline, options: RunOptions, source, keyframes: KeyframesArg) -> None:
@@ -291,7 +293,8 @@ def _review(ctx: RunContext, timeline: Timeline, options: RunOptions) -> None:
     """After the frames: ``--compare-perframe``'s pass, then report.png (issue 18).
 
     Streams the input (and the per-frame stylization) and then the written frames through
-    :class:`Column` s, which keep one row and three thumbnails each.
+    :class:`Column` s, which keep one row and three thumbnails each. Frames this process wrote come from
+    what it kept as it wrote them (``ctx.seen``); the rest (Ray's and the farm's chunks) are read back.
     """
     if not (options.report_image or options.compare_perframe):
         return
@@ -305,13 +308,21 @@ def _review(ctx: RunContext, timeline: Timeline, options: RunOptions) -> None:
     if not options.report_image:
         return
     t = time.perf_counter()
+    seen = ctx.seen or SeenFrames(picks)  # what the run kept of the frames it wrote; the rest is read back
     if not options.compare_perframe:
-        for frame in ctx.source:
-            ctx.check_cancel()
-            columns[0].add(frame.index, frame.rgb)
+        if len(seen.input) == n:
+            for k in range(n):
+                columns[0].take(k, *seen.input[k])
+        else:
+            for frame in ctx.source:
+                ctx.check_cancel()
+                columns[0].add(frame.index, frame.rgb)
     for k in range(n):
         ctx.check_cancel()
-        columns[1].add(k, read_image(ctx.out / names.frame_name(k + 1), "output frame")[0])
+        if k in seen.output:
+            columns[1].take(k, *seen.output[k])
+        else:
+            columns[1].add(k, read_image(ctx.out / names.frame_name(k + 1), "output frame")[0])
     means = [f"{c.title} {np.mean([v for v in c.errors.values() if v is not None]):.4g}"
              for c in columns[1:] if any(v is not None for v in c.errors.values())]
     title = (f"{Path(str(ctx.source.path)).name}: {ctx.settings.mode} mode, {n} frames at {ctx.source.width}x"
