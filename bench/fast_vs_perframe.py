@@ -49,9 +49,8 @@ from flowstyle.io import open_source  # noqa: E402
 from flowstyle.io.styles import parse_style  # noqa: E402
 from flowstyle.motion import FlowCache, FlowEstimator  # noqa: E402
 from flowstyle.base.tensors import to_array, to_tensor  # noqa: E402
-from flowstyle.motion.masks import consistency_mask, near_unreliable  # noqa: E402
 from flowstyle.motion.metrics import sharpness, style_drift, warping_error  # noqa: E402
-from flowstyle.motion.warp import warp  # noqa: E402
+from flowstyle.motion.trace import trace  # noqa: E402
 from ghost_clip import ghost_ratio, make_ghost_clip  # noqa: E402
 from grade_flow import PrealignedDeepFlow  # noqa: E402
 
@@ -94,18 +93,18 @@ def graded_error(clip: Path, size: int, outputs: list[np.ndarray], grader) -> fl
 
 
 def copied_error(clip: Path, settings: flowstyle.Settings, fast: list[np.ndarray], per_frame: list[np.ndarray],
-               grader, engine: FlowEstimator) -> float:
+                 grader, engine: FlowEstimator) -> float:
     """Warp error, graded as :func:`graded_error`, of frames that copy fast mode's previous output warped by
-    the engine's flow wherever its masks trust it (the consistency mask, lowered by ``mask_context``) and
-    take the per-frame stylization elsewhere: a step at each frame, not a run."""
+    the engine's flow wherever its masks trust it (traced as the solve traces it: the consistency mask,
+    lowered by ``mask_context``) and take the per-frame stylization elsewhere: a step at each frame, not a run."""
     src = open_source(clip, None, settings.size)
     errors, prev = [], src.read(0)
     for k in range(1, len(fast)):
         cur = src.read(k)
-        efw, ebw = engine.pair(prev, cur)
-        ebw_t = to_tensor(ebw)
-        trust = near_unreliable(consistency_mask(to_tensor(efw), ebw_t), settings.mask_context * settings.stroke_scale)
-        copied = trust * warp(to_tensor(fast[k - 1]), ebw_t, mode=settings.warp_mode) + (1.0 - trust) * to_tensor(per_frame[k])
+        traced = trace(engine, cur, [(1, prev, fast[k - 1])], device="cpu", warp_mode=settings.warp_mode,
+                       context=settings.mask_context * settings.stroke_scale)
+        trust = traced.masks[1]
+        copied = trust * traced.warped[1] + (1.0 - trust) * to_tensor(per_frame[k])
         fw, bw = grader.pair(prev, cur)
         errors.append(warping_error(fast[k - 1], to_array(copied), fw, bw))
         prev = cur

@@ -151,9 +151,9 @@ def test_compare_perframe_is_not_for_chunk_jobs():
 @pytest.mark.parametrize("mode", ["fast", "quality"])
 def test_report_png_takes_the_frames_the_run_wrote_without_reading_them_back(need_data, tmp_path, monkeypatch, mode,
                                                                            random_vgg):
-    """The picture is built from what the run kept of each frame as it wrote it (about 30 ms a 1024-px frame
-    saved, in every mode): no output frame is read back, and the PNG is the very one that reading the input
-    and the written frames again gives."""
+    """The picture is built from what the run kept of each frame as it wrote it (at 1024 px, 17 ms a frame
+    saved on cave_2, in every mode): no output frame is read back, and the PNG is the very one that reading
+    the input and the written frames again gives."""
     import flowstyle.pipeline as pipeline
     from flowstyle.io.report_image import SeenFrames
 
