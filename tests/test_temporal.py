@@ -176,3 +176,20 @@ class TestRestoreDetail:
         assert torch.equal(restore_detail(x, p, 0.0), x)  # off
         sharper = p + 0.5 * (p - x)  # more detail than p: never lowered
         assert torch.allclose(restore_detail(sharper, p, 1.0), sharper)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_the_solved_frame_is_rounded_as_the_file_stores_it(bits):
+    """Fast mode rounds its result as a tensor (quantize_tensor) and carries that forward: it must be the
+    value the PNG stores (quantize), out-of-range and half-step values included, or a resumed run drifts."""
+    import numpy as np
+
+    from flowstyle.base.tensors import quantize, quantize_tensor, to_array
+
+    scale = 65535.0 if bits == 16 else 255.0
+    x = torch.cat([torch.rand(1, 3, 64, 64) * 1.4 - 0.2,
+                   ((torch.arange(3 * 64 * 64).float() % scale + 0.5) / scale).view(1, 3, 64, 64)], dim=2)
+    kept = x.clone()
+    rounded = quantize_tensor(x, bits)
+    assert np.array_equal(to_array(rounded), quantize(to_array(x), bits))
+    assert torch.equal(x, kept)  # a new tensor: the solve's inputs (the stroke sources') are left alone

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_tensor", "to_array", "quantize", "laplacian", "binomial_blur", "gaussian_blur", "wide_blur"]
+__all__ = ["to_tensor", "to_array", "quantize", "quantize_tensor", "laplacian", "binomial_blur", "gaussian_blur", "wide_blur"]
 
 
 def to_tensor(a: np.ndarray, device: str | torch.device = "cpu", *,
@@ -29,6 +29,12 @@ def quantize(rgb: np.ndarray, bit_depth: int) -> np.ndarray:
     """Round to what a PNG of ``bit_depth`` stores, so the carried-forward result equals the file."""
     scale = 65535.0 if bit_depth == 16 else 255.0
     return (np.floor(np.clip(rgb, 0.0, 1.0) * scale + 0.5) / scale).astype(np.float32)
+
+
+def quantize_tensor(x: torch.Tensor, bit_depth: int) -> torch.Tensor:
+    """:func:`quantize` on a tensor (the same float32 steps, so the same values), as a new tensor."""
+    scale = 65535.0 if bit_depth == 16 else 255.0
+    return x.clamp(0.0, 1.0).mul_(scale).add_(0.5).floor_().div_(scale)
 
 
 def laplacian(x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..base.tensors import quantize, to_array, to_tensor, wide_blur
+from ..base.tensors import quantize, quantize_tensor, to_array, to_tensor, wide_blur
 from ..context import History, RunContext, run_frames
 from ..io.frames import Frame
 from ..keyframes.painted import HOLD, Look, PaintedLooks
@@ -102,13 +102,15 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
                                      None if fresh else traced.results[1])
             if s.stroke_band > 0:  # the pull's detail from the sources, its shading from the warped past
                 images[0] = reference + wide_blur(images[0] - reference, s.stroke_band)
-    out = replay
-    if out is None:
+    if replay is None:
         x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
                       trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
-        out = quantize(to_array(restore_detail(x, p, s.keep_detail)), frame.bit_depth)
+        stored = quantize_tensor(restore_detail(x, p, s.keep_detail), frame.bit_depth)  # the frame as stored
+        out = to_array(stored)
+    else:
+        out, stored = replay, to_tensor(replay, ctx.device)
     if reference is not None:  # the frame as stored is the source, so that a resumed run steps the same
-        sources.commit(to_tensor(out, ctx.device))
+        sources.commit(stored)
     return out
 
 
