@@ -100,8 +100,11 @@ class PrealignedDeepFlow:
 
 
 def trusted(a, b, fw: np.ndarray, bw: np.ndarray) -> torch.Tensor:
-    """(1, 1, H, W) mask of a's pixels whose flow ``fw`` (a -> b) a grade may use (``bw``: b -> a)."""
+    """(1, 1, H, W) mask of a's pixels whose flow ``fw`` (a -> b) a grade may use (``bw``: b -> a).
+
+    Both checks on a's pixels: the forward-backward check with a as the frame the mask lives on
+    (``consistency_mask``'s "frame i", whose flow to the other frame is ``fw``), and the colour check."""
     fw_t, bw_t = to_tensor(fw), to_tensor(bw)
     carried = warp(to_tensor(_rgb(b)), fw_t)  # b seen at a's pixels
     same = ((carried - to_tensor(_rgb(a))).abs().amax(1, keepdim=True) < COLOUR_TOLERANCE).float()
-    return consistency_mask(fw_t, bw_t) * same
+    return consistency_mask(bw_t, fw_t) * same

@@ -51,6 +51,20 @@ def test_trust_drops_consistent_but_wrong_flow():
     assert right > 0.6 and wrong < 0.5 * right, (right, wrong)  # zero flow passes the forward-backward check everywhere
 
 
+def test_trust_is_on_the_first_frames_pixels():
+    """a's pixel x shows b's pixel x + 10: a's last 10 columns leave b and are not trusted, its first 10 are
+    (the forward-backward check in a's geometry, not in b's, where the first 10 columns would drop)."""
+    from grade_flow import trusted
+
+    h, w = 20, 60
+    b = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    a = np.concatenate([b[:, 10:], b[:, :10]], axis=1)  # a(x) = b(x + 10) for x < 50
+    fw, bw = np.zeros((h, w, 2), np.float32), np.zeros((h, w, 2), np.float32)
+    fw[..., 0], bw[..., 0] = 10.0, -10.0
+    columns = trusted(a, b, fw, bw)[0, 0].numpy().min(axis=0)
+    assert columns[:50].all() and not columns[50:].any(), np.flatnonzero(columns)
+
+
 def _backward(fw: np.ndarray) -> np.ndarray:
     """b -> a flow of an affine a -> b flow, by sampling -fw where each b pixel came from (one fixed-point step)."""
     h, w = fw.shape[:2]
