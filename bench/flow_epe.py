@@ -1,8 +1,12 @@
 """End-point error of each flow backend on the ground-truth pairs in ../shared/data/flow (DESIGN 7).
 
-    .venv/bin/python bench/flow_epe.py [--backends dis,deepflow]
+    .venv/bin/python bench/flow_epe.py [--backends dis,deepflow,dis-fast,grader] [--trusted]
 
-Prints per pair: mean EPE over pixels with known ground truth, and seconds per flow.
+Prints per pair: mean EPE over pixels with known ground truth, and seconds per flow. ``grader`` is the
+benchmarks' independent flow (grade_flow.py: SIFT homography + DeepFlow). With ``--trusted`` a second
+table says how right each flow is where it trusts itself, which is where a grade with it looks: the
+share of pixels that pass the forward-backward check (DESIGN 4.2, both directions computed), the
+mean EPE there and the share of them off by more than 3 px (Sintel pairs: occluded pixels left out).
 """
 from __future__ import annotations
 
@@ -12,8 +16,11 @@ import time
 import numpy as np
 
 from _common import DATA, require_data, table
-from flowstyle.motion.flow import flow_backend, read_flo
+from grade_flow import PrealignedDeepFlow
+from flowstyle.base.tensors import to_tensor
 from flowstyle.io import read_image
+from flowstyle.motion.flow import flow_backend, read_flo
+from flowstyle.motion.masks import consistency_mask
 
 
 def pairs():
@@ -24,14 +31,29 @@ def pairs():
             yield d.name, d / "clean" / "frame_0002.png", d / "clean" / "frame_0003.png", d / "frame_0002.flo"
 
 
+def known_pixels(pair: str, gt: np.ndarray) -> np.ndarray:
+    """(H, W) bool: ground truth known there (and, on Sintel pairs, not occluded in the second frame)."""
+    known = (np.abs(gt) < 1e9).all(axis=2)
+    occlusions = DATA / "flow" / pair / "occlusions" / "frame_0002.png"
+    if occlusions.is_file():
+        known &= read_image(occlusions)[0].mean(axis=2) < 0.5
+    return known
+
+
+def make_flow(name: str):
+    """(rgb_a, rgb_b) -> flow a -> b for a backend name, or the benchmarks' grader for ``grader``."""
+    return PrealignedDeepFlow().flow if name == "grader" else flow_backend(name)
+
+
 def main() -> None:
     require_data()
     ap = argparse.ArgumentParser()
     ap.add_argument("--backends", default="dis,deepflow")
+    ap.add_argument("--trusted", action="store_true", help="also: how right each flow is where it trusts itself")
     args = ap.parse_args()
     names = args.backends.split(",")
-    fns = {n: flow_backend(n) for n in names}
-    rows, sums = [], {n: [] for n in names}
+    fns = {n: make_flow(n) for n in names}
+    rows, sums, trust_rows = [], {n: [] for n in names}, []
     for name, a, b, gt in pairs():
         ia, ib = read_image(a)[0], read_image(b)[0]
         g = read_flo(gt)
@@ -45,9 +67,17 @@ def main() -> None:
             sums[n].append(epe)
             row[f"{n} EPE"] = epe
             row[f"{n} s"] = dt
+            if args.trusted:
+                back = fn(ib, ia)
+                m = (consistency_mask(to_tensor(back), to_tensor(f))[0, 0].numpy() > 0.5)  # on a's pixels
+                e = np.linalg.norm(f - g, axis=2)[m & known_pixels(name, g)]
+                trust_rows.append({"pair": name, "flow": n, "trusted": float(m.mean()), "EPE there": float(e.mean()),
+                                   "share > 3 px": float((e > 3).mean()), "mean |gt|": float(np.linalg.norm(g, axis=2)[known].mean())})
         rows.append(row)
     rows.append({"pair": "MEAN", **{f"{n} EPE": float(np.mean(v)) for n, v in sums.items()}})
     print(table(rows, "Flow end-point error (px) on ground-truth pairs"))
+    if trust_rows:
+        print(table(trust_rows, "Where each flow trusts itself (forward-backward check): how right it is there"))
 
 
 if __name__ == "__main__":
