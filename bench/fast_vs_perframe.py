@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/fast_vs_perframe.py [--size 1024] [--style builtin:7 --style PAINTING.jpg]
                                                [--variants default,no-context,...] [--out bench_out]
+                                               [--dis-fast REFINE,SCALE,DESCENT]
 
 Per clip and style, each graded with an INDEPENDENT flow on the input frames, cached in
 OUT/grade_flow, never the engine's DIS flow: by default grade_flow.py's (a SIFT homography takes the
@@ -42,7 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _common import CLIPS, DATA, REPO, frames_of, require_data, table
+from _common import CLIPS, DATA, REPO, dis_fast_settings, frames_of, require_data, table
 
 sys.path.insert(0, str(REPO / "tests"))
 import flowstyle  # noqa: E402
@@ -177,7 +178,11 @@ def main() -> None:
     ap.add_argument("--grader", choices=("prealigned", "deepflow"), default="prealigned",
                     help="the independent flow that grades: homography + DeepFlow (default), or DeepFlow alone")
     ap.add_argument("--out", default=str(REPO / "bench_out"))
+    ap.add_argument("--dis-fast", metavar="REFINE,SCALE,DESCENT",
+                    help="an experiment: the engine's dis-fast flow with these DIS settings (the FAST preset: 5,2,16)")
     args = ap.parse_args()
+    if args.dis_fast:
+        dis_fast_settings(args.dis_fast)
     out = Path(args.out)
     styles = args.style or ["builtin:7", str(DATA / "styles" / "starry_night.jpg")]
     variants = list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]
