@@ -41,25 +41,23 @@ def frames_of(folder) -> list:
     return [read_image(p)[0] for p in sorted(Path(folder).glob("frame_*.png"))]
 
 
-def dis_fast_settings(spec: str):
-    """Run the engine's ``dis-fast`` flow with other DIS settings in this process, an experiment:
-    ``spec`` = "REFINE,SCALE,DESCENT" or "REFINE:SCALE:DESCENT" (variational refinement iterations, finest scale, gradient descent
-    iterations; OpenCV's FAST preset is "5,2,16"). Patches the backend registry, so every flow the engine
-    asks of ``dis-fast`` here (the runs' and the benchmark's own) uses them; the engine itself is unchanged.
-    Returns the builder it replaced."""
+def dis_fast_with(spec: str):
+    """A flow backend builder like the engine's ``dis-fast`` with other DIS settings, for experiments: ``spec`` =
+    "REFINE,SCALE,DESCENT" or "REFINE:SCALE:DESCENT" (variational refinement iterations, finest scale, gradient
+    descent iterations; OpenCV's FAST preset is "5,2,16"). Put it in ``flowstyle.motion.flow.FLOW_BACKENDS``
+    to have the engine's runs use it; the engine itself is unchanged."""
     import cv2
 
     from flowstyle.base.recent import Recent
-    from flowstyle.motion import flow
+    from flowstyle.motion.flow import _gray8
 
     refine, scale, descent = (int(v) for v in spec.replace(":", ",").split(","))
 
     def build():
-        dis, gray = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST), Recent(flow._gray8)
+        dis, gray = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST), Recent(_gray8)
         dis.setVariationalRefinementIterations(refine)
         dis.setFinestScale(scale)
         dis.setGradientDescentIterations(descent)
         return lambda a, b: dis.calc(gray(a), gray(b), None)
 
-    replaced, flow.FLOW_BACKENDS["dis-fast"] = flow.FLOW_BACKENDS["dis-fast"], build
-    return replaced
+    return build

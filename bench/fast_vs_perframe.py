@@ -43,14 +43,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _common import CLIPS, DATA, REPO, dis_fast_settings, frames_of, require_data, table
+from _common import CLIPS, DATA, REPO, dis_fast_with, frames_of, require_data, table
 
 sys.path.insert(0, str(REPO / "tests"))
 import flowstyle  # noqa: E402
 from flowstyle.fast.magenta import MagentaStylizer  # noqa: E402
 from flowstyle.io import open_source  # noqa: E402
 from flowstyle.io.styles import parse_style  # noqa: E402
-from flowstyle.motion import FlowCache, FlowEstimator  # noqa: E402
+from flowstyle.motion import FLOW_BACKENDS, FlowCache, FlowEstimator  # noqa: E402
 from flowstyle.base.tensors import to_array, to_tensor  # noqa: E402
 from flowstyle.motion.metrics import sharpness, style_drift, warping_error  # noqa: E402
 from flowstyle.motion.trace import trace  # noqa: E402
@@ -181,8 +181,8 @@ def main() -> None:
     ap.add_argument("--dis-fast", metavar="REFINE,SCALE,DESCENT",
                     help="an experiment: the engine's dis-fast flow with these DIS settings (the FAST preset: 5,2,16)")
     args = ap.parse_args()
-    if args.dis_fast:
-        dis_fast_settings(args.dis_fast)
+    if args.dis_fast:  # every dis-fast flow in this process, the runs' and the copy ratio's
+        FLOW_BACKENDS["dis-fast"] = dis_fast_with(args.dis_fast)
     out = Path(args.out)
     styles = args.style or ["builtin:7", str(DATA / "styles" / "starry_night.jpg")]
     variants = list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v]

@@ -15,11 +15,10 @@ import time
 
 import numpy as np
 
-from _common import DATA, dis_fast_settings, require_data, table
+from _common import DATA, dis_fast_with, require_data, table
 from grade_flow import PrealignedDeepFlow
 from flowstyle.base.tensors import to_tensor
 from flowstyle.io import read_image
-from flowstyle.motion import flow
 from flowstyle.motion.flow import flow_backend, read_flo
 from flowstyle.motion.masks import consistency_mask
 
@@ -43,14 +42,11 @@ def known_pixels(pair: str, gt: np.ndarray) -> np.ndarray:
 
 def make_flow(name: str):
     """(rgb_a, rgb_b) -> flow a -> b for a backend name, the benchmarks' grader for ``grader``, or
-    ``dis-fast@REFINE:SCALE:DESCENT`` for dis-fast with other DIS settings (_common.dis_fast_settings)."""
+    ``dis-fast@REFINE:SCALE:DESCENT`` for dis-fast with other DIS settings (_common.dis_fast_with)."""
     if name == "grader":
         return PrealignedDeepFlow().flow
     if name.startswith("dis-fast@"):
-        preset = dis_fast_settings(name.partition("@")[2])
-        fn = flow_backend("dis-fast")
-        flow.FLOW_BACKENDS["dis-fast"] = preset  # the next name gets the preset back
-        return fn
+        return dis_fast_with(name.partition("@")[2])()
     return flow_backend(name)
 
 

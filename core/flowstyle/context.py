@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from .io import names
 from .io.frames import Frame, FrameSource
 from .io.images import atomic_write_bytes, read_image, write_png
 from .io.report import Report
+from .io.report_image import SeenFrames
 from .motion.flow import FlowEstimator
 from .motion.metrics import warping_error
 from .settings import Settings
@@ -55,7 +56,7 @@ class RunContext:
     resume: bool = False
     debug: bool = False
     settings_key: str = ""
-    seen: Optional[Any] = None  # report.png's SeenFrames: each frame written, as read and as written
+    seen: Optional[SeenFrames] = None  # what report.png takes of each frame written, as read and as written
 
     def check_cancel(self) -> None:
         if self.cancel():

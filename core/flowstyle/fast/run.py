@@ -102,16 +102,16 @@ def temporal_step(ctx: RunContext, frame: Frame, target: np.ndarray, history: Hi
                                      None if fresh else traced.results[1])
             if s.stroke_band > 0:  # the pull's detail from the sources, its shading from the warped past
                 images[0] = reference + wide_blur(images[0] - reference, s.stroke_band)
-    if replay is None:
-        x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
-                      trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
-        stored = quantize_tensor(restore_detail(x, p, s.keep_detail), frame.bit_depth)  # the frame as stored
-        out = to_array(stored)
-    else:
-        out, stored = replay, to_tensor(replay, ctx.device)
-    if reference is not None:  # the frame as stored is the source, so that a resumed run steps the same
+    if replay is not None:
+        if reference is not None:  # the frame as stored is the source, so that a resumed run steps the same
+            sources.commit(to_tensor(replay, ctx.device))
+        return replay
+    x = pcg_solve(p, images, weights, fidelity_weight=s.fidelity_weight, gradient_weight=s.gradient_weight,
+                  trust=trust, carry=kappa, iterations=s.solver_iterations, reference=reference)
+    stored = quantize_tensor(restore_detail(x, p, s.keep_detail), frame.bit_depth)  # the frame as the PNG stores it
+    if reference is not None:
         sources.commit(stored)
-    return out
+    return to_array(stored)
 
 
 def perframe_target(stylizer: MagentaStylizer, timeline: Timeline, frame: Frame) -> np.ndarray:
